@@ -1,0 +1,181 @@
+"""Softmax and log_softmax over one dim of a strided tensor, forward and backward.
+
+The host views a tensor as (groups, rows, columns): `rows` is the reduced dim and `columns` the other dim a
+program vectorizes over (the most contiguous remaining one), so softmax over a non-last dim of an NCHW
+tensor reads contiguous columns instead of transposing. A program owns BLOCK_C columns of one group:
+- single block (BLOCK_R >= rows): the tile stays in registers; memory is read once, written once;
+- multi block: an online max/sum pass over row chunks, then a second pass that writes.
+"""
+import triton
+import triton.language as tl
+
+from .activation import to_compute_dtype
+
+
+@triton.jit
+def _tile_offsets(group, row_start, column_start, group_stride, row_stride, column_stride,
+                  BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    rows = row_start + tl.arange(0, BLOCK_R)
+    columns = column_start + tl.arange(0, BLOCK_C)
+    offsets = group * group_stride + rows[:, None] * row_stride + columns[None, :] * column_stride
+    return rows, columns, offsets
+
+
+@triton.jit
+def _program_tile(num_columns, BLOCK_C: tl.constexpr):
+    """(group, first column) of this program; int64 so offsets survive tensors past 2**31 elements."""
+    pid = tl.program_id(0).to(tl.int64)
+    column_blocks = tl.cdiv(num_columns, BLOCK_C)
+    return pid // column_blocks, (pid % column_blocks) * BLOCK_C
+
+
+@triton.jit
+def _load_input(input_ptr, offsets, mask, output_ptr):
+    # dtype= casts the input to the output dtype first (torch's semantics), then math runs in fp32/fp64.
+    x = tl.load(input_ptr + offsets, mask=mask, other=float("-inf"))
+    return to_compute_dtype(x.to(output_ptr.dtype.element_ty))
+
+
+@triton.jit
+def softmax_forward_kernel(
+    input_ptr, output_ptr, num_rows, num_columns,
+    input_group_stride, input_row_stride, input_column_stride,
+    output_group_stride, output_row_stride, output_column_stride,
+    LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr,
+):
+    group, column_start = _program_tile(num_columns, BLOCK_C)
+    if SINGLE_BLOCK:
+        rows, columns, offsets = _tile_offsets(group, 0, column_start, input_group_stride, input_row_stride,
+                                               input_column_stride, BLOCK_R, BLOCK_C)
+        mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
+        x = _load_input(input_ptr, offsets, mask, output_ptr)
+        row_max = tl.max(x, axis=0)
+        shifted = x - row_max[None, :]
+        exp_shifted = tl.exp(shifted)
+        total = tl.sum(exp_shifted, axis=0)
+        if LOG:
+            y = shifted - tl.log(total)[None, :]
+        else:
+            y = exp_shifted * (1 / total)[None, :]
+        _, _, out_offsets = _tile_offsets(group, 0, column_start, output_group_stride, output_row_stride,
+                                          output_column_stride, BLOCK_R, BLOCK_C)
+        tl.store(output_ptr + out_offsets, y.to(output_ptr.dtype.element_ty), mask=mask)
+    else:
+        columns = column_start + tl.arange(0, BLOCK_C)
+        # Online softmax: running max m and sum s of exp(x - m), rescaled when m grows. A column whose
+        # chunks so far are all -inf shifts by 0 instead of -inf so it does not turn into NaN.
+        running_max = to_compute_dtype(tl.full([BLOCK_C], float("-inf"), output_ptr.dtype.element_ty))
+        running_sum = to_compute_dtype(tl.zeros([BLOCK_C], output_ptr.dtype.element_ty))
+        for row_start in range(0, num_rows, BLOCK_R):
+            rows, _, offsets = _tile_offsets(group, row_start, column_start, input_group_stride, input_row_stride,
+                                             input_column_stride, BLOCK_R, BLOCK_C)
+            mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
+            x = _load_input(input_ptr, offsets, mask, output_ptr)
+            new_max = tl.maximum(running_max, tl.max(x, axis=0))
+            shift = tl.where(new_max == float("-inf"), 0, new_max)
+            running_sum = running_sum * tl.exp(running_max - shift) + tl.sum(tl.exp(x - shift[None, :]), axis=0)
+            running_max = new_max
+        log_total = tl.log(running_sum)
+        inverse_total = 1 / running_sum
+        for row_start in range(0, num_rows, BLOCK_R):
+            rows, _, offsets = _tile_offsets(group, row_start, column_start, input_group_stride, input_row_stride,
+                                             input_column_stride, BLOCK_R, BLOCK_C)
+            mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
+            shifted = _load_input(input_ptr, offsets, mask, output_ptr) - running_max[None, :]
+            if LOG:
+                y = shifted - log_total[None, :]
+            else:
+                y = tl.exp(shifted) * inverse_total[None, :]
+            _, _, out_offsets = _tile_offsets(group, row_start, column_start, output_group_stride, output_row_stride,
+                                              output_column_stride, BLOCK_R, BLOCK_C)
+            tl.store(output_ptr + out_offsets, y.to(output_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _backward_terms(output_ptr, grad_output_ptr, y_offsets, g_offsets, mask, LOG: tl.constexpr):
+    """(term to sum over rows, y or exp(y), grad) for one tile: softmax sums g*y, log_softmax sums g."""
+    y = to_compute_dtype(tl.load(output_ptr + y_offsets, mask=mask, other=0))
+    grad = to_compute_dtype(tl.load(grad_output_ptr + g_offsets, mask=mask, other=0))
+    if LOG:
+        return grad, tl.exp(y), grad
+    else:
+        return grad * y, y, grad
+
+
+@triton.jit
+def softmax_backward_kernel(
+    output_ptr, grad_output_ptr, grad_input_ptr, num_rows, num_columns,
+    output_group_stride, output_row_stride, output_column_stride,
+    grad_output_group_stride, grad_output_row_stride, grad_output_column_stride,
+    grad_input_group_stride, grad_input_row_stride, grad_input_column_stride,
+    LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr,
+):
+    """softmax: dx = y * (g - sum(g * y)); log_softmax: dx = g - exp(y) * sum(g)."""
+    group, column_start = _program_tile(num_columns, BLOCK_C)
+    columns = column_start + tl.arange(0, BLOCK_C)
+    if SINGLE_BLOCK:
+        rows, _, y_offsets = _tile_offsets(group, 0, column_start, output_group_stride, output_row_stride,
+                                           output_column_stride, BLOCK_R, BLOCK_C)
+        _, _, g_offsets = _tile_offsets(group, 0, column_start, grad_output_group_stride, grad_output_row_stride,
+                                        grad_output_column_stride, BLOCK_R, BLOCK_C)
+        mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
+        term, weight, grad = _backward_terms(output_ptr, grad_output_ptr, y_offsets, g_offsets, mask, LOG)
+        total = tl.sum(term, axis=0)
+        if LOG:
+            grad_x = grad - weight * total[None, :]
+        else:
+            grad_x = weight * (grad - total[None, :])
+        _, _, gx_offsets = _tile_offsets(group, 0, column_start, grad_input_group_stride, grad_input_row_stride,
+                                         grad_input_column_stride, BLOCK_R, BLOCK_C)
+        tl.store(grad_input_ptr + gx_offsets, grad_x.to(grad_input_ptr.dtype.element_ty), mask=mask)
+    else:
+        total = to_compute_dtype(tl.zeros([BLOCK_C], output_ptr.dtype.element_ty))
+        for row_start in range(0, num_rows, BLOCK_R):
+            rows, _, y_offsets = _tile_offsets(group, row_start, column_start, output_group_stride,
+                                               output_row_stride, output_column_stride, BLOCK_R, BLOCK_C)
+            _, _, g_offsets = _tile_offsets(group, row_start, column_start, grad_output_group_stride,
+                                            grad_output_row_stride, grad_output_column_stride, BLOCK_R, BLOCK_C)
+            mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
+            term, _, _ = _backward_terms(output_ptr, grad_output_ptr, y_offsets, g_offsets, mask, LOG)
+            total += tl.sum(term, axis=0)
+        for row_start in range(0, num_rows, BLOCK_R):
+            rows, _, y_offsets = _tile_offsets(group, row_start, column_start, output_group_stride,
+                                               output_row_stride, output_column_stride, BLOCK_R, BLOCK_C)
+            _, _, g_offsets = _tile_offsets(group, row_start, column_start, grad_output_group_stride,
+                                            grad_output_row_stride, grad_output_column_stride, BLOCK_R, BLOCK_C)
+            mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
+            _, weight, grad = _backward_terms(output_ptr, grad_output_ptr, y_offsets, g_offsets, mask, LOG)
+            if LOG:
+                grad_x = grad - weight * total[None, :]
+            else:
+                grad_x = weight * (grad - total[None, :])
+            _, _, gx_offsets = _tile_offsets(group, row_start, column_start, grad_input_group_stride,
+                                             grad_input_row_stride, grad_input_column_stride, BLOCK_R, BLOCK_C)
+            tl.store(grad_input_ptr + gx_offsets, grad_x.to(grad_input_ptr.dtype.element_ty), mask=mask)
+
+
+# A program keeps at most this many values of a tile in registers (fp32: 64 KB over up to 16 warps).
+MAX_TILE = 16384
+# Tile size for short rows: enough columns per program to keep loads wide without spilling.
+TARGET_TILE = 4096
+
+
+def softmax_launch_config(num_rows, num_columns, rows_contiguous):
+    """(BLOCK_R, BLOCK_C, SINGLE_BLOCK, num_warps) for a (rows x columns) problem.
+
+    rows_contiguous: the reduced dim has stride 1 (last-dim softmax), so tiles are long along rows and
+    stack several rows' worth of columns; otherwise columns are contiguous (non-last-dim softmax) and tiles
+    are wide along columns to keep loads coalesced.
+    """
+    max_tile = MAX_TILE  # read at call time so tests can shrink it to reach the multi-block path cheaply
+    rows_pow2 = triton.next_power_of_2(num_rows)
+    columns_pow2 = triton.next_power_of_2(num_columns)
+    if rows_contiguous:
+        block_r = min(rows_pow2, max_tile)
+        block_c = max(1, min(columns_pow2, TARGET_TILE // block_r))
+    else:
+        block_c = min(columns_pow2, 128)
+        block_r = max(1, min(rows_pow2, max_tile // block_c))
+    single_block = block_r >= num_rows
+    num_warps = max(1, min(16, block_r * block_c // 512))
+    return block_r, block_c, single_block, num_warps

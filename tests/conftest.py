@@ -1,0 +1,11 @@
+"""Test setup: CUDA when present, else the same kernels through Triton's interpreter.
+
+TRITON_INTERPRET must be set before triton is imported (triton.jit picks the interpreter when the kernels are
+defined), so this runs before any test module imports tritonlayers.
+"""
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"

@@ -1,0 +1,73 @@
+"""Shared test helpers: the device, per-dtype tolerances, a mismatch report that names indices, inputs in
+awkward layouts, and fp64 gradcheck."""
+import pytest
+import torch
+
+ON_GPU = torch.cuda.is_available()
+DEVICE = torch.device("cuda" if ON_GPU else "cpu")
+
+# (atol, rtol) for results compared with an fp64 reference evaluated on the same (rounded) inputs.
+TOLERANCES = {
+    torch.float64: (1e-10, 1e-7),
+    torch.float32: (1e-6, 1e-5),
+    torch.float16: (1e-3, 2e-3),
+    torch.bfloat16: (8e-3, 1.6e-2),
+}
+FLOAT_DTYPES = list(TOLERANCES)
+
+gpu_only = pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU")
+
+
+def assert_close(actual, expected, dtype=None, atol=None, rtol=None, equal_nan=True, scale_atol=1.0, name="value"):
+    """allclose with torch's NaN/inf rules; on failure names the count and the first mismatching indices.
+
+    Tolerances default to TOLERANCES[dtype or actual.dtype]; scale_atol widens atol for long reductions.
+    """
+    default_atol, default_rtol = TOLERANCES[dtype or actual.dtype]
+    atol = default_atol * scale_atol if atol is None else atol
+    rtol = default_rtol if rtol is None else rtol
+    assert actual.shape == expected.shape, f"{name}: shape {tuple(actual.shape)} != expected {tuple(expected.shape)}"
+    a = actual.detach().to(torch.float64).cpu()
+    e = expected.detach().to(torch.float64).cpu()
+    close = torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    if bool(close.all()):
+        return
+    bad = (~close).nonzero()
+    lines = [f"{name}: {len(bad)} of {a.numel()} elements differ (atol={atol:g}, rtol={rtol:g}); first ones:"]
+    for index in bad[:8].tolist():
+        index = tuple(index)
+        lines.append(f"  at {index}: got {a[index].item()!r}, expected {e[index].item()!r}")
+    raise AssertionError("\n".join(lines))
+
+
+LAYOUTS = ["contiguous", "channels_last", "strided", "permuted"]
+
+
+def make_input(shape, dtype, layout="contiguous", low=-4.0, high=4.0, generator=None, requires_grad=False):
+    """Random tensor of `shape` on DEVICE laid out as asked:
+    channels_last (4-d) / channels_last_3d (5-d); strided: every other element of the last dim (not dense);
+    permuted: a transposed view of a contiguous tensor (dense, not contiguous)."""
+    def draw(draw_shape):
+        values = torch.rand(draw_shape, generator=generator, dtype=torch.float64) * (high - low) + low
+        return values.to(dtype=dtype, device=DEVICE)
+
+    if layout == "contiguous":
+        tensor = draw(shape)
+    elif layout == "channels_last":
+        format = {4: torch.channels_last, 5: torch.channels_last_3d}[len(shape)]
+        tensor = draw(shape).contiguous(memory_format=format)
+    elif layout == "strided":
+        tensor = draw((*shape[:-1], 2 * shape[-1]))[..., ::2]
+    elif layout == "permuted":
+        tensor = draw(tuple(reversed(shape))).permute(*reversed(range(len(shape))))
+    else:
+        raise ValueError(layout)
+    assert tensor.shape == torch.Size(shape)
+    return tensor.requires_grad_(requires_grad)
+
+
+def gradcheck(fn, *inputs, **kwargs):
+    """torch.autograd.gradcheck in fp64 (inputs must already be fp64 leaves requiring grad)."""
+    for tensor in inputs:
+        assert tensor.dtype == torch.float64 and tensor.requires_grad
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, **kwargs)

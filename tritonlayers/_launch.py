@@ -1,0 +1,54 @@
+"""Where kernels run: CUDA tensors run compiled kernels, CPU tensors run the same kernels through Triton's
+interpreter when TRITON_INTERPRET=1 was set before the kernels were defined."""
+import contextlib
+
+import torch
+from triton.runtime.interpreter import InterpretedFunction
+
+from .kernels import activation as _activation_kernels
+
+# triton.jit picks the interpreter when the decorator runs, so what counts is the mode the kernels were
+# built in, not the environment now.
+KERNELS_INTERPRETED = isinstance(_activation_kernels.activation_forward_kernel, InterpretedFunction)
+
+INTERPRETER_HINT = (
+    "set TRITON_INTERPRET=1 in the environment before importing tritonlayers (or triton) to run the "
+    "kernels on the CPU through Triton's interpreter, or move the tensors to a CUDA device")
+
+
+def launch_device(op_name, *tensors):
+    """Context manager to launch `op_name`'s kernels on the device of `tensors` (None entries ignored).
+
+    Raises RuntimeError for mixed devices or a CPU tensor without the interpreter, NotImplementedError for
+    device types Triton does not target here.
+    """
+    present = [tensor for tensor in tensors if tensor is not None]
+    device = present[0].device
+    for tensor in present[1:]:
+        if tensor.device != device:
+            raise RuntimeError(f"{op_name}: expected all tensors to be on the same device, but found at least two "
+                               f"devices, {device} and {tensor.device}")
+    if device.type == "cuda":
+        return torch.cuda.device(device)
+    if device.type == "cpu":
+        if not KERNELS_INTERPRETED:
+            raise RuntimeError(f"{op_name}: input is a CPU tensor but Triton's interpreter is off; {INTERPRETER_HINT}")
+        return contextlib.nullcontext()
+    raise NotImplementedError(f"{op_name}: tensors on device type '{device.type}' are not supported "
+                              "(CUDA, or CPU through Triton's interpreter)")
+
+
+def check_tensor(op_name, name, value):
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{op_name}(): argument '{name}' must be Tensor, not {type(value).__name__}")
+
+
+FLOATING_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_floating(op_name, name, dtype):
+    """Kernels take fp16, bf16, fp32 and fp64; anything else is refused by name (torch's exception type
+    for a dtype a kernel lacks is NotImplementedError)."""
+    if dtype not in FLOATING_DTYPES:
+        raise NotImplementedError(f"{op_name}: '{name}' has dtype {dtype}; tritonlayers supports "
+                                  "torch.float16, torch.bfloat16, torch.float32 and torch.float64")

@@ -1,0 +1,110 @@
+"""Memory-layout helpers: decide when flat offsets are memory offsets, and collapse strided views to the
+fixed rank the kernels index with, so channels_last and sliced tensors run without layout copies."""
+import torch
+
+KERNEL_RANK = 4  # strided elementwise kernels decompose flat indices over this many dims
+
+
+def is_dense(tensor):
+    """True when the tensor's elements fill its memory span exactly once, in some dim order (contiguous,
+    channels_last, permuted views): a flat index then walks memory directly."""
+    expected = 1
+    for size, stride in sorted(zip(tensor.shape, tensor.stride()), key=lambda pair: pair[1]):
+        if size == 1:
+            continue
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def share_dense_layout(*tensors):
+    """True when all tensors have one shape and one dense layout, so one flat offset addresses all."""
+    first = tensors[0]
+    if not is_dense(first):
+        return False
+    for other in tensors[1:]:
+        if other.shape != first.shape:
+            return False
+        for size, stride_a, stride_b in zip(first.shape, first.stride(), other.stride()):
+            if size != 1 and stride_a != stride_b:
+                return False
+    return True
+
+
+def collapse_dims(shape, *strides, rank=KERNEL_RANK):
+    """Merge neighbouring dims that every tensor walks as one, drop size-1 dims, and pad in front to `rank`.
+
+    Returns (sizes, [strides per tensor]) with `rank` entries each, or None when more than `rank` dims
+    remain (callers then copy to contiguous).
+    """
+    sizes = []
+    merged = [[] for _ in strides]
+    for dim, size in enumerate(shape):
+        if size == 1:
+            continue
+        can_merge = bool(sizes) and all(
+            tensor_merged[-1] == tensor_strides[dim] * size for tensor_merged, tensor_strides in zip(merged, strides))
+        if can_merge:
+            sizes[-1] *= size
+            for tensor_merged, tensor_strides in zip(merged, strides):
+                tensor_merged[-1] = tensor_strides[dim]
+        else:
+            sizes.append(size)
+            for tensor_merged, tensor_strides in zip(merged, strides):
+                tensor_merged.append(tensor_strides[dim])
+    if len(sizes) > rank:
+        return None
+    pad = rank - len(sizes)
+    return [1] * pad + sizes, [[0] * pad + tensor_merged for tensor_merged in merged]
+
+
+def elementwise_geometry(*tensors):
+    """Launch geometry shared by elementwise kernels over same-shaped tensors.
+
+    Returns (dense, sizes, strides per tensor): dense means one flat offset addresses every tensor;
+    otherwise sizes/strides describe a KERNEL_RANK-d view. None when the views need more dims than that.
+    """
+    if share_dense_layout(*tensors):
+        return True, [1] * KERNEL_RANK, [[0] * KERNEL_RANK for _ in tensors]
+    collapsed = collapse_dims(tensors[0].shape, *(tensor.stride() for tensor in tensors))
+    if collapsed is None:
+        return None
+    sizes, strides = collapsed
+    return False, sizes, strides
+
+
+def empty_like_dense(tensor, dtype=None):
+    """Output buffer in the input's layout when that layout is dense (channels_last stays channels_last),
+    else contiguous."""
+    if is_dense(tensor):
+        return torch.empty_strided(tensor.shape, tensor.stride(), dtype=dtype or tensor.dtype, device=tensor.device)
+    return torch.empty(tensor.shape, dtype=dtype or tensor.dtype, device=tensor.device)
+
+
+def reduction_geometry(dim, *tensors):
+    """View same-shaped tensors as (groups, rows, columns) for a reduction over `dim`.
+
+    rows is `dim`; the other dims collapse into at most two groups, and the one the first tensor walks with
+    the smaller stride becomes the columns a program vectorizes over. Returns (num_groups, num_rows,
+    num_columns, [(group_stride, row_stride, column_stride) per tensor]), or None when the other dims do
+    not collapse into two groups (callers then copy to contiguous, where they always do).
+    """
+    shape = tensors[0].shape
+    others = [d for d in range(len(shape)) if d != dim]
+    # Merge candidates must be neighbours: order the other dims by the first tensor's strides, outermost first.
+    first_strides = tensors[0].stride()
+    others.sort(key=lambda d: -first_strides[d])
+    collapsed = collapse_dims([shape[d] for d in others], *([t.stride()[d] for d in others] for t in tensors), rank=2)
+    if collapsed is None:
+        return None
+    (outer_size, inner_size), group_strides = collapsed
+    columns_first = group_strides[0][0] < group_strides[0][1] and outer_size > 1
+    if columns_first:
+        outer_size, inner_size = inner_size, outer_size
+    strides = []
+    for tensor, (outer_stride, inner_stride) in zip(tensors, group_strides):
+        if columns_first:
+            outer_stride, inner_stride = inner_stride, outer_stride
+        strides.append((outer_stride, tensor.stride()[dim], inner_stride))
+    return outer_size, shape[dim], inner_size, strides

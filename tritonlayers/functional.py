@@ -1,0 +1,8 @@
+"""Functional ops mirroring torch.nn.functional's names, signatures, defaults and semantics for what they
+support; fused extras are keyword-only."""
+from .activation import (elu, gelu, hardsigmoid, hardswish, leaky_relu, mish, relu, relu6, sigmoid, silu, softplus,
+                         tanh)
+from .softmax import log_softmax, softmax
+
+__all__ = ["elu", "gelu", "hardsigmoid", "hardswish", "leaky_relu", "mish", "relu", "relu6", "sigmoid", "silu",
+           "softplus", "tanh", "softmax", "log_softmax"]

@@ -1,0 +1,111 @@
+"""softmax / log_softmax: host forward/backward, the autograd Function and the functional entry points."""
+import warnings
+
+import torch
+
+from ._launch import check_floating, check_tensor, launch_device
+from ._layout import empty_like_dense, reduction_geometry
+from .kernels.softmax import softmax_backward_kernel, softmax_forward_kernel, softmax_launch_config
+
+
+def normalize_dim(dim, ndim):
+    """torch's dim wrapping, with its IndexError for an out-of-range dim (0-dim tensors take -1 and 0)."""
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        raise TypeError(f"argument 'dim' must be int, not {type(dim).__name__}")
+    low, high = (-1, 0) if ndim == 0 else (-ndim, ndim - 1)
+    if not low <= dim <= high:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{low}, {high}], but got {dim})")
+    return dim % max(ndim, 1)
+
+
+def _implicit_dim(name, ndim, stacklevel):
+    # torch.nn.functional._get_softmax_dim, kept for dim=None calls.
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as an "
+                  "argument.", stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _launch(kernel, tensors, dim, log):
+    """Launch a softmax kernel over `tensors` (inputs first, output last), all of one shape; the first
+    tensor's layout picks the tile shape."""
+    num_groups, num_rows, num_columns, strides = reduction_geometry(dim, *tensors)
+    block_r, block_c, single_block, num_warps = softmax_launch_config(num_rows, num_columns,
+                                                                      rows_contiguous=strides[0][1] == 1)
+    grid = (num_groups * -(-num_columns // block_c),)
+    kernel[grid](*tensors, num_rows, num_columns, *(s for tensor_strides in strides for s in tensor_strides),
+                 LOG=log, BLOCK_R=block_r, BLOCK_C=block_c, SINGLE_BLOCK=single_block, num_warps=num_warps)
+
+
+def _as_indexable(dim, *tensors):
+    """Tensors (inputs first, output last) whose non-reduced dims collapse to two groups: strided inputs
+    that do not are copied to contiguous, and the output is then allocated contiguous."""
+    if reduction_geometry(dim, *tensors) is not None:
+        return tensors, False
+    inputs = [tensor.contiguous() for tensor in tensors[:-1]]
+    return (*inputs, torch.empty(tensors[-1].shape, dtype=tensors[-1].dtype, device=tensors[-1].device)), True
+
+
+def softmax_forward(input, dim, output_dtype, log):
+    """softmax or log_softmax of `input` over `dim`, in `output_dtype` (input cast to it first, as torch)."""
+    output = empty_like_dense(input, dtype=output_dtype)
+    if input.numel() == 0:
+        return output
+    tensors = (input, output) if input.dim() > 0 else (input.reshape(1), output.reshape(1))
+    tensors, copied = _as_indexable(dim, *tensors)
+    with launch_device("log_softmax" if log else "softmax", input):
+        _launch(softmax_forward_kernel, tensors, dim, log)
+    return tensors[-1].reshape(output.shape) if copied else output
+
+
+def softmax_backward(output, grad_output, dim, input_dtype, log):
+    """Gradient w.r.t. the input, in the input's dtype, from the saved output."""
+    grad_input = empty_like_dense(output, dtype=input_dtype)
+    if output.numel() == 0:
+        return grad_input
+    tensors = (output, grad_output, grad_input)
+    if output.dim() == 0:
+        tensors = tuple(tensor.reshape(1) for tensor in tensors)
+    tensors, copied = _as_indexable(dim, *tensors)
+    with launch_device("log_softmax" if log else "softmax", output, grad_output):
+        _launch(softmax_backward_kernel, tensors, dim, log)
+    return tensors[-1].reshape(grad_input.shape) if copied else grad_input
+
+
+class SoftmaxFunction(torch.autograd.Function):
+    """Saves only the output: both gradients are functions of it."""
+
+    @staticmethod
+    def forward(ctx, input, dim, output_dtype, log):
+        output = softmax_forward(input, dim, output_dtype, log)
+        ctx.save_for_backward(output)
+        ctx.dim, ctx.log, ctx.input_dtype = dim, log, input.dtype
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (output,) = ctx.saved_tensors
+        return softmax_backward(output, grad_output, ctx.dim, ctx.input_dtype, ctx.log), None, None, None
+
+
+def _softmax_op(name, input, dim, stacklevel, dtype, log):
+    check_tensor(name, "input", input)
+    if dim is None:
+        dim = _implicit_dim(name, input.dim(), stacklevel + 1)
+    dim = normalize_dim(dim, input.dim())
+    if dtype is None:
+        check_floating(name, "input", input.dtype)
+        output_dtype = input.dtype
+    else:
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"{name}(): argument 'dtype' must be torch.dtype, not {type(dtype).__name__}")
+        check_floating(name, "dtype", dtype)
+        output_dtype = dtype
+    return SoftmaxFunction.apply(input, dim, output_dtype, log)
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    return _softmax_op("softmax", input, dim, _stacklevel, dtype, log=False)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    return _softmax_op("log_softmax", input, dim, _stacklevel, dtype, log=True)
