@@ -30,6 +30,13 @@ def _program_tile(num_columns, BLOCK_C: tl.constexpr):
 
 
 @triton.jit
+def _compute_vector(value: tl.constexpr, like_ptr, BLOCK_C: tl.constexpr):
+    """[BLOCK_C] filled with value in the compute dtype of like_ptr's element type. (Built in fp32 and cast:
+    Triton 3.6's interpreter cannot fill bf16 directly.)"""
+    return to_compute_dtype(tl.full([BLOCK_C], value, tl.float32).to(like_ptr.dtype.element_ty))
+
+
+@triton.jit
 def _load_input(input_ptr, offsets, mask, output_ptr):
     # dtype= casts the input to the output dtype first (torch's semantics), then math runs in fp32/fp64.
     x = tl.load(input_ptr + offsets, mask=mask, other=float("-inf"))
@@ -64,8 +71,8 @@ def softmax_forward_kernel(
         columns = column_start + tl.arange(0, BLOCK_C)
         # Online softmax: running max m and sum s of exp(x - m), rescaled when m grows. A column whose
         # chunks so far are all -inf shifts by 0 instead of -inf so it does not turn into NaN.
-        running_max = to_compute_dtype(tl.full([BLOCK_C], float("-inf"), output_ptr.dtype.element_ty))
-        running_sum = to_compute_dtype(tl.zeros([BLOCK_C], output_ptr.dtype.element_ty))
+        running_max = _compute_vector(float("-inf"), output_ptr, BLOCK_C)
+        running_sum = _compute_vector(0.0, output_ptr, BLOCK_C)
         for row_start in range(0, num_rows, BLOCK_R):
             rows, _, offsets = _tile_offsets(group, row_start, column_start, input_group_stride, input_row_stride,
                                              input_column_stride, BLOCK_R, BLOCK_C)
@@ -129,7 +136,7 @@ def softmax_backward_kernel(
                                          grad_input_column_stride, BLOCK_R, BLOCK_C)
         tl.store(grad_input_ptr + gx_offsets, grad_x.to(grad_input_ptr.dtype.element_ty), mask=mask)
     else:
-        total = to_compute_dtype(tl.zeros([BLOCK_C], output_ptr.dtype.element_ty))
+        total = _compute_vector(0.0, output_ptr, BLOCK_C)
         for row_start in range(0, num_rows, BLOCK_R):
             rows, _, y_offsets = _tile_offsets(group, row_start, column_start, output_group_stride,
                                                output_row_stride, output_column_stride, BLOCK_R, BLOCK_C)

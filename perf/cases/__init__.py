@@ -1,0 +1,56 @@
+"""Benchmark cases: one setup factory per op family, each yielding Case objects for a profile.
+
+Profiles: "full" (every shape, dtype and layout), "quick" (a subset that fits a few minutes of a GPU lease)
+and "dry" (tiny shapes for the CPU dry run through the interpreter).
+"""
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+PROFILES = ("full", "quick", "dry")
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+@dataclass
+class Case:
+    op: str  # the functional's name, e.g. "softmax"
+    family: str  # "activation", "softmax": --ops accepts either
+    shape: tuple
+    dtype: torch.dtype
+    layout: str  # "contiguous" or "channels_last"
+    ours: Callable  # tritonlayers.functional call on one tensor
+    eager: Callable  # the same call through torch.nn.functional
+    # tensor-sized passes over memory that the op cannot avoid, per direction (its minimal byte count)
+    passes: dict = field(default_factory=dict)
+    note: str = ""  # what else identifies the case, e.g. "dim=1"
+    low: float = -4.0  # input range
+    high: float = 4.0
+
+    def minimal_bytes(self, direction):
+        numel = 1
+        for size in self.shape:
+            numel *= size
+        return self.passes[direction] * numel * torch.empty(0, dtype=self.dtype).element_size()
+
+    def make_input(self, device):
+        x = torch.empty(self.shape, dtype=self.dtype, device=device).uniform_(self.low, self.high)
+        if self.layout == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+def all_cases(profile):
+    from . import activation, softmax
+    assert profile in PROFILES, profile
+    return [*activation.cases(profile), *softmax.cases(profile)]
+
+
+def select(cases, ops):
+    """Cases whose op or family is named in `ops` (all when ops is empty)."""
+    if not ops:
+        return cases
+    unknown = set(ops) - {case.op for case in all_cases("full")} - {case.family for case in all_cases("full")}
+    if unknown:
+        raise SystemExit(f"--ops: unknown op or family {sorted(unknown)}")
+    return [case for case in cases if case.op in ops or case.family in ops]

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One prepared command for a lent GPU machine (no network there): install the project without network, run
+# the test suite on the GPU, run the quick benchmark suite, and leave logs and results in $OUT (at most 8
+# files come back; this writes 7). Commit what comes back under perf/results/<device>-<date>/, untouched.
+#
+#   TRITONLAYERS_COMMIT=$(git rev-parse --short=12 HEAD) bash perf/device_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-perf/out/device_check}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+
+{
+  date -u
+  nvidia-smi
+  "$PY" -c "import sys, torch, triton, numpy; print(sys.version); print('torch', torch.__version__, 'triton', triton.__version__, 'numpy', numpy.__version__)"
+  "$PY" -m pip install --no-deps --no-build-isolation --no-index -e .
+} >"$OUT/env.log" 2>&1
+echo "install exit $?"
+
+timeout "${TEST_TIMEOUT:-300}" "$PY" -m pytest -q -n 8 -p no:cacheprovider -rs >"$OUT/tests.log" 2>&1
+tests_rc=$?
+tail -n 5 "$OUT/tests.log"
+
+timeout "${PERF_TIMEOUT:-330}" "$PY" -m perf --quick --out "$OUT" >"$OUT/perf.log" 2>&1
+perf_rc=$?
+tail -n 4 "$OUT/perf.log"
+[ -f "$OUT/report.md" ] && tail -n 12 "$OUT/report.md"
+echo "tests exit $tests_rc, perf exit $perf_rc"
+ls "$OUT"

@@ -1,0 +1,86 @@
+"""Runs benchmark cases: each case x implementation x direction becomes one result row."""
+import sys
+
+import torch
+
+from .timing import bench
+
+IMPLS = ("tritonlayers", "eager", "compile")
+DIRECTIONS = ("fwd", "bwd", "fwd+bwd")
+COMPILE_MODE = "max-autotune-no-cudagraphs"
+
+
+def compile_eager(fn, dry_run):
+    # The dry run only exercises the pipeline: dynamo with the eager backend, no codegen on the CPU.
+    if dry_run:
+        return torch.compile(fn, backend="eager", dynamic=False)
+    return torch.compile(fn, mode=COMPILE_MODE, dynamic=False)
+
+
+def _setup(fn, x, direction):
+    """A factory for the timed function: forward only, backward only (forward done once, graph kept), or both."""
+    def setup():
+        if direction == "fwd":
+            return lambda: fn(x)
+        leaf = x.detach().requires_grad_()
+        grad = torch.randn_like(fn(leaf.detach()))
+        if direction == "bwd":
+            out = fn(leaf)
+            return lambda: torch.autograd.grad(out, leaf, grad, retain_graph=True)
+        return lambda: torch.autograd.grad(fn(leaf), leaf, grad)
+    return setup
+
+
+class Progress:
+    """A progress bar on stderr: redrawn in place on a terminal, one line per step in a log file."""
+
+    def __init__(self, total, width=30):
+        self.total, self.done, self.width = total, 0, width
+        self.interactive = sys.stderr.isatty()
+
+    def step(self, label):
+        self.done += 1
+        filled = self.width * self.done // max(self.total, 1)
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {label}"
+        sys.stderr.write(f"\r{line:<110.110}" if self.interactive else line + "\n")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.interactive:
+            sys.stderr.write("\n")
+
+
+def run(cases, device, identity, copy_gbps, dry_run):
+    rows = []
+    progress = Progress(len(cases) * len(IMPLS) * len(DIRECTIONS))
+    for case in cases:
+        torch._dynamo.reset()  # a fresh cache per case: dynamo's recompile limit would silently fall back to eager
+        x = case.make_input(device)
+        functions = {"tritonlayers": case.ours, "eager": case.eager, "compile": compile_eager(case.eager, dry_run)}
+        for impl, fn in functions.items():
+            for direction in DIRECTIONS:
+                progress.step(f"{case.op} {tuple(case.shape)} {str(case.dtype)[6:]} {direction} {impl}")
+                rows.append(_measure(case, impl, fn, x, direction, device, identity, copy_gbps))
+        del x
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    progress.close()
+    return rows
+
+
+def _measure(case, impl, fn, x, direction, device, identity, copy_gbps):
+    nbytes = case.minimal_bytes(direction)
+    row = {"op": case.op, "direction": direction, "shape": list(case.shape), "dtype": str(case.dtype)[6:],
+           "layout": case.layout, "impl": impl, "ms": None, "gbps": None, "pct_copy_bw": None, "tflops": None,
+           **identity, "note": case.note, "timer": None, "error": None}
+    try:
+        ms, row["timer"] = bench(_setup(fn, x, direction), device, nbytes)
+    except Exception as error:  # one failing case must not end the run; the report shows it
+        row["error"] = f"{type(error).__name__}: {str(error)[:300]}"
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return row
+    row["ms"] = ms
+    row["gbps"] = nbytes / (ms * 1e-3) / 1e9
+    row["pct_copy_bw"] = 100.0 * row["gbps"] / copy_gbps
+    return row

@@ -1,0 +1,55 @@
+"""The perf pipeline and the showcase run end to end on the CPU (tiny shapes, Triton's interpreter)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import ON_GPU
+
+REPO = Path(__file__).resolve().parents[1]
+ROW_KEYS = {"op", "direction", "shape", "dtype", "layout", "impl", "ms", "gbps", "pct_copy_bw", "tflops", "device",
+            "torch", "triton", "commit", "date"}
+
+
+def _run(*args, timeout=600):
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def test_dry_run_writes_results_report_and_plots(tmp_path):
+    result = _run("-m", "perf", "--dry-run", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert rows and all(ROW_KEYS <= row.keys() for row in rows)
+    assert {row["impl"] for row in rows} == {"tritonlayers", "eager", "compile"}
+    assert {row["direction"] for row in rows} == {"fwd", "bwd", "fwd+bwd"}
+    assert {row["op"] for row in rows} >= {"softmax", "log_softmax", "relu"}
+    assert all(row["ms"] > 0 and row["gbps"] > 0 and row["error"] is None for row in rows)
+    report = (tmp_path / "report.md").read_text()
+    assert "## softmax" in report and "Dry run" in report and "% copy BW" in report
+    for plot in ("activation.png", "softmax.png"):
+        assert (tmp_path / plot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ops_filter_selects_by_op_and_family(tmp_path):
+    result = _run("-m", "perf", "--dry-run", "--ops", "log_softmax", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert {row["op"] for row in json.loads((tmp_path / "results.json").read_text())} == {"log_softmax"}
+    result = _run("-m", "perf", "--dry-run", "--ops", "nosuchop", "--out", str(tmp_path))
+    assert result.returncode != 0 and "unknown op" in result.stderr
+
+
+@pytest.mark.skipif(ON_GPU, reason="checks the refusal on a machine without a GPU")
+def test_without_gpu_perf_says_so_and_fails():
+    result = _run("-m", "perf", "--quick")
+    assert result.returncode == 2
+    assert "no CUDA GPU" in result.stderr and "--dry-run" in result.stderr
+
+
+def test_showcase_checks_every_op_within_tolerance():
+    result = _run("-m", "perf.showcase", "--no-timing")  # timing on a GPU compiles 14 graphs: perf covers it
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all within tolerance" in result.stdout
+    for op in ("relu", "gelu", "softmax", "log_softmax"):
+        assert f"\n{op} " in result.stdout
