@@ -233,10 +233,10 @@ def activation_forward_kernel(
     input_stride0, input_stride1, input_stride2, input_stride3,
     output_stride0, output_stride1, output_stride2, output_stride3,
     param_a, param_b,
-    ACTIVATION: tl.constexpr, DENSE: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    ACTIVATION: tl.constexpr, DENSE: tl.constexpr, WIDE_INDEX: tl.constexpr, BLOCK_SIZE: tl.constexpr,
 ):
     """output = activation(input). DENSE: both share one dense layout, so flat offsets are memory offsets."""
-    flat = block_offsets(BLOCK_SIZE)
+    flat = block_offsets(BLOCK_SIZE, WIDE_INDEX)
     mask = flat < numel
     if DENSE:
         input_offsets = flat
@@ -258,10 +258,11 @@ def activation_backward_kernel(
     saved_stride0, saved_stride1, saved_stride2, saved_stride3,
     grad_input_stride0, grad_input_stride1, grad_input_stride2, grad_input_stride3,
     param_a, param_b,
-    ACTIVATION: tl.constexpr, SAVED_IS_OUTPUT: tl.constexpr, DENSE: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    ACTIVATION: tl.constexpr, SAVED_IS_OUTPUT: tl.constexpr, DENSE: tl.constexpr, WIDE_INDEX: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
 ):
     """grad_input = grad_output * activation'(x), from the saved input x or, if SAVED_IS_OUTPUT, the output."""
-    flat = block_offsets(BLOCK_SIZE)
+    flat = block_offsets(BLOCK_SIZE, WIDE_INDEX)
     mask = flat < numel
     if DENSE:
         grad_output_offsets = flat

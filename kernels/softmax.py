@@ -13,20 +13,27 @@ from .activation import to_compute_dtype
 
 
 @triton.jit
-def _tile_offsets(group, row_start, column_start, group_stride, row_stride, column_stride,
-                  BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    rows = row_start + tl.arange(0, BLOCK_R)
-    columns = column_start + tl.arange(0, BLOCK_C)
-    offsets = group * group_stride + rows[:, None] * row_stride + columns[None, :] * column_stride
-    return rows, columns, offsets
+def _program_tile(num_columns, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr):
+    """(group, first column) of this program."""
+    pid = tl.program_id(0)
+    if WIDE_INDEX:
+        pid = pid.to(tl.int64)
+    column_blocks = tl.cdiv(num_columns, BLOCK_C)
+    return pid // column_blocks, (pid % column_blocks) * BLOCK_C
 
 
 @triton.jit
-def _program_tile(num_columns, BLOCK_C: tl.constexpr):
-    """(group, first column) of this program; int64 so offsets survive tensors past 2**31 elements."""
-    pid = tl.program_id(0).to(tl.int64)
-    column_blocks = tl.cdiv(num_columns, BLOCK_C)
-    return pid // column_blocks, (pid % column_blocks) * BLOCK_C
+def _indices(start, BLOCK: tl.constexpr, WIDE_INDEX: tl.constexpr):
+    """start + [0, BLOCK); int64 when WIDE_INDEX (some offset may pass 2**31)."""
+    indices = start + tl.arange(0, BLOCK)
+    if WIDE_INDEX:
+        indices = indices.to(tl.int64)
+    return indices
+
+
+@triton.jit
+def _offsets(group, rows, columns, group_stride, row_stride, column_stride):
+    return group * group_stride + rows[:, None] * row_stride + columns[None, :] * column_stride
 
 
 @triton.jit
@@ -37,9 +44,9 @@ def _compute_vector(value: tl.constexpr, like_ptr, BLOCK_C: tl.constexpr):
 
 
 @triton.jit
-def _load_input(input_ptr, offsets, mask, output_ptr):
+def _load_input(pointers, mask, output_ptr):
     # dtype= casts the input to the output dtype first (torch's semantics), then math runs in fp32/fp64.
-    x = tl.load(input_ptr + offsets, mask=mask, other=float("-inf"))
+    x = tl.load(pointers, mask=mask, other=float("-inf"))
     return to_compute_dtype(x.to(output_ptr.dtype.element_ty))
 
 
@@ -49,35 +56,35 @@ def softmax_forward_kernel(
     input_group_stride, input_row_stride, input_column_stride,
     output_group_stride, output_row_stride, output_column_stride,
     LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr,
+    WIDE_INDEX: tl.constexpr,
 ):
-    group, column_start = _program_tile(num_columns, BLOCK_C)
+    group, column_start = _program_tile(num_columns, BLOCK_C, WIDE_INDEX)
+    columns = _indices(column_start, BLOCK_C, WIDE_INDEX)
+    column_mask = columns[None, :] < num_columns
     if SINGLE_BLOCK:
-        rows, columns, offsets = _tile_offsets(group, 0, column_start, input_group_stride, input_row_stride,
-                                               input_column_stride, BLOCK_R, BLOCK_C)
-        mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
-        x = _load_input(input_ptr, offsets, mask, output_ptr)
-        row_max = tl.max(x, axis=0)
-        shifted = x - row_max[None, :]
+        rows = _indices(0, BLOCK_R, WIDE_INDEX)
+        mask = (rows[:, None] < num_rows) & column_mask
+        x = _load_input(input_ptr + _offsets(group, rows, columns, input_group_stride, input_row_stride,
+                                             input_column_stride), mask, output_ptr)
+        shifted = x - tl.max(x, axis=0)[None, :]
         exp_shifted = tl.exp(shifted)
         total = tl.sum(exp_shifted, axis=0)
         if LOG:
             y = shifted - tl.log(total)[None, :]
         else:
             y = exp_shifted * (1 / total)[None, :]
-        _, _, out_offsets = _tile_offsets(group, 0, column_start, output_group_stride, output_row_stride,
-                                          output_column_stride, BLOCK_R, BLOCK_C)
-        tl.store(output_ptr + out_offsets, y.to(output_ptr.dtype.element_ty), mask=mask)
+        tl.store(output_ptr + _offsets(group, rows, columns, output_group_stride, output_row_stride,
+                                       output_column_stride), y.to(output_ptr.dtype.element_ty), mask=mask)
     else:
-        columns = column_start + tl.arange(0, BLOCK_C)
         # Online softmax: running max m and sum s of exp(x - m), rescaled when m grows. A column whose
         # chunks so far are all -inf shifts by 0 instead of -inf so it does not turn into NaN.
         running_max = _compute_vector(float("-inf"), output_ptr, BLOCK_C)
         running_sum = _compute_vector(0.0, output_ptr, BLOCK_C)
         for row_start in range(0, num_rows, BLOCK_R):
-            rows, _, offsets = _tile_offsets(group, row_start, column_start, input_group_stride, input_row_stride,
-                                             input_column_stride, BLOCK_R, BLOCK_C)
-            mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
-            x = _load_input(input_ptr, offsets, mask, output_ptr)
+            rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
+            mask = (rows[:, None] < num_rows) & column_mask
+            x = _load_input(input_ptr + _offsets(group, rows, columns, input_group_stride, input_row_stride,
+                                                 input_column_stride), mask, output_ptr)
             new_max = tl.maximum(running_max, tl.max(x, axis=0))
             shift = tl.where(new_max == float("-inf"), 0, new_max)
             running_sum = running_sum * tl.exp(running_max - shift) + tl.sum(tl.exp(x - shift[None, :]), axis=0)
@@ -85,24 +92,24 @@ def softmax_forward_kernel(
         log_total = tl.log(running_sum)
         inverse_total = 1 / running_sum
         for row_start in range(0, num_rows, BLOCK_R):
-            rows, _, offsets = _tile_offsets(group, row_start, column_start, input_group_stride, input_row_stride,
-                                             input_column_stride, BLOCK_R, BLOCK_C)
-            mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
-            shifted = _load_input(input_ptr, offsets, mask, output_ptr) - running_max[None, :]
+            rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
+            mask = (rows[:, None] < num_rows) & column_mask
+            x = _load_input(input_ptr + _offsets(group, rows, columns, input_group_stride, input_row_stride,
+                                                 input_column_stride), mask, output_ptr)
+            shifted = x - running_max[None, :]
             if LOG:
                 y = shifted - log_total[None, :]
             else:
                 y = tl.exp(shifted) * inverse_total[None, :]
-            _, _, out_offsets = _tile_offsets(group, row_start, column_start, output_group_stride, output_row_stride,
-                                              output_column_stride, BLOCK_R, BLOCK_C)
-            tl.store(output_ptr + out_offsets, y.to(output_ptr.dtype.element_ty), mask=mask)
+            tl.store(output_ptr + _offsets(group, rows, columns, output_group_stride, output_row_stride,
+                                           output_column_stride), y.to(output_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
-def _backward_terms(output_ptr, grad_output_ptr, y_offsets, g_offsets, mask, LOG: tl.constexpr):
+def _backward_terms(y_pointers, grad_pointers, mask, LOG: tl.constexpr):
     """(term to sum over rows, y or exp(y), grad) for one tile: softmax sums g*y, log_softmax sums g."""
-    y = to_compute_dtype(tl.load(output_ptr + y_offsets, mask=mask, other=0))
-    grad = to_compute_dtype(tl.load(grad_output_ptr + g_offsets, mask=mask, other=0))
+    y = to_compute_dtype(tl.load(y_pointers, mask=mask, other=0))
+    grad = to_compute_dtype(tl.load(grad_pointers, mask=mask, other=0))
     if LOG:
         return grad, tl.exp(y), grad
     else:
@@ -116,73 +123,87 @@ def softmax_backward_kernel(
     grad_output_group_stride, grad_output_row_stride, grad_output_column_stride,
     grad_input_group_stride, grad_input_row_stride, grad_input_column_stride,
     LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr,
+    WIDE_INDEX: tl.constexpr,
 ):
     """softmax: dx = y * (g - sum(g * y)); log_softmax: dx = g - exp(y) * sum(g)."""
-    group, column_start = _program_tile(num_columns, BLOCK_C)
-    columns = column_start + tl.arange(0, BLOCK_C)
+    group, column_start = _program_tile(num_columns, BLOCK_C, WIDE_INDEX)
+    columns = _indices(column_start, BLOCK_C, WIDE_INDEX)
+    column_mask = columns[None, :] < num_columns
     if SINGLE_BLOCK:
-        rows, _, y_offsets = _tile_offsets(group, 0, column_start, output_group_stride, output_row_stride,
-                                           output_column_stride, BLOCK_R, BLOCK_C)
-        _, _, g_offsets = _tile_offsets(group, 0, column_start, grad_output_group_stride, grad_output_row_stride,
-                                        grad_output_column_stride, BLOCK_R, BLOCK_C)
-        mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
-        term, weight, grad = _backward_terms(output_ptr, grad_output_ptr, y_offsets, g_offsets, mask, LOG)
+        rows = _indices(0, BLOCK_R, WIDE_INDEX)
+        mask = (rows[:, None] < num_rows) & column_mask
+        term, weight, grad = _backward_terms(
+            output_ptr + _offsets(group, rows, columns, output_group_stride, output_row_stride, output_column_stride),
+            grad_output_ptr + _offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
+                                       grad_output_column_stride), mask, LOG)
         total = tl.sum(term, axis=0)
         if LOG:
             grad_x = grad - weight * total[None, :]
         else:
             grad_x = weight * (grad - total[None, :])
-        _, _, gx_offsets = _tile_offsets(group, 0, column_start, grad_input_group_stride, grad_input_row_stride,
-                                         grad_input_column_stride, BLOCK_R, BLOCK_C)
-        tl.store(grad_input_ptr + gx_offsets, grad_x.to(grad_input_ptr.dtype.element_ty), mask=mask)
+        tl.store(grad_input_ptr + _offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
+                                           grad_input_column_stride), grad_x.to(grad_input_ptr.dtype.element_ty),
+                 mask=mask)
     else:
         total = _compute_vector(0.0, output_ptr, BLOCK_C)
         for row_start in range(0, num_rows, BLOCK_R):
-            rows, _, y_offsets = _tile_offsets(group, row_start, column_start, output_group_stride,
-                                               output_row_stride, output_column_stride, BLOCK_R, BLOCK_C)
-            _, _, g_offsets = _tile_offsets(group, row_start, column_start, grad_output_group_stride,
-                                            grad_output_row_stride, grad_output_column_stride, BLOCK_R, BLOCK_C)
-            mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
-            term, _, _ = _backward_terms(output_ptr, grad_output_ptr, y_offsets, g_offsets, mask, LOG)
+            rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
+            mask = (rows[:, None] < num_rows) & column_mask
+            term, _, _ = _backward_terms(
+                output_ptr + _offsets(group, rows, columns, output_group_stride, output_row_stride,
+                                      output_column_stride),
+                grad_output_ptr + _offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
+                                           grad_output_column_stride), mask, LOG)
             total += tl.sum(term, axis=0)
         for row_start in range(0, num_rows, BLOCK_R):
-            rows, _, y_offsets = _tile_offsets(group, row_start, column_start, output_group_stride,
-                                               output_row_stride, output_column_stride, BLOCK_R, BLOCK_C)
-            _, _, g_offsets = _tile_offsets(group, row_start, column_start, grad_output_group_stride,
-                                            grad_output_row_stride, grad_output_column_stride, BLOCK_R, BLOCK_C)
-            mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
-            _, weight, grad = _backward_terms(output_ptr, grad_output_ptr, y_offsets, g_offsets, mask, LOG)
+            rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
+            mask = (rows[:, None] < num_rows) & column_mask
+            _, weight, grad = _backward_terms(
+                output_ptr + _offsets(group, rows, columns, output_group_stride, output_row_stride,
+                                      output_column_stride),
+                grad_output_ptr + _offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
+                                           grad_output_column_stride), mask, LOG)
             if LOG:
                 grad_x = grad - weight * total[None, :]
             else:
                 grad_x = weight * (grad - total[None, :])
-            _, _, gx_offsets = _tile_offsets(group, row_start, column_start, grad_input_group_stride,
-                                             grad_input_row_stride, grad_input_column_stride, BLOCK_R, BLOCK_C)
-            tl.store(grad_input_ptr + gx_offsets, grad_x.to(grad_input_ptr.dtype.element_ty), mask=mask)
+            tl.store(grad_input_ptr + _offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
+                                               grad_input_column_stride), grad_x.to(grad_input_ptr.dtype.element_ty),
+                     mask=mask)
 
 
-# A program keeps at most this many values of a tile in registers (fp32: 64 KB over up to 16 warps).
-MAX_TILE = 16384
+# A program keeps at most this many bytes of a tile in registers: 32K fp32 values (a 32000-class row in one
+# read) over 16 warps, 64 per thread.
+MAX_TILE_BYTES = 128 * 1024
 # Tile size for short rows: enough columns per program to keep loads wide without spilling.
 TARGET_TILE = 4096
 
 
-def softmax_launch_config(num_rows, num_columns, rows_contiguous):
+def softmax_launch_config(num_rows, num_columns, rows_contiguous, fp64=False, live_tensors=1):
     """(BLOCK_R, BLOCK_C, SINGLE_BLOCK, num_warps) for a (rows x columns) problem.
 
     rows_contiguous: the reduced dim has stride 1 (last-dim softmax), so tiles are long along rows and
     stack several rows' worth of columns; otherwise columns are contiguous (non-last-dim softmax) and tiles
-    are wide along columns to keep loads coalesced.
+    are wide along columns to keep loads coalesced. fp64: math in fp64, so half as many values fit;
+    live_tensors: tiles held at once (backward holds y and grad: a 32K tile of both spilled on sm_90).
     """
-    max_tile = MAX_TILE  # read at call time so tests can shrink it to reach the multi-block path cheaply
+    # read at call time: tests shrink it to reach the multi-block path on small tensors
+    max_tile = MAX_TILE_BYTES // (8 if fp64 else 4) // live_tensors
+    block_r, block_c = _tile(num_rows, num_columns, rows_contiguous, max_tile)
+    single_block = block_r >= num_rows
+    if not single_block:  # the online loop keeps the chunk, its exponentials and pointers live: smaller chunks
+        block_r, block_c = _tile(num_rows, num_columns, rows_contiguous, max_tile // 4)
+    num_warps = max(1, min(16, block_r * block_c // 512))
+    return block_r, block_c, single_block, num_warps
+
+
+def _tile(num_rows, num_columns, rows_contiguous, max_tile):
     rows_pow2 = triton.next_power_of_2(num_rows)
     columns_pow2 = triton.next_power_of_2(num_columns)
     if rows_contiguous:
         block_r = min(rows_pow2, max_tile)
         block_c = max(1, min(columns_pow2, TARGET_TILE // block_r))
     else:
-        block_c = min(columns_pow2, 128)
+        block_c = min(columns_pow2, 128, max_tile)
         block_r = max(1, min(rows_pow2, max_tile // block_c))
-    single_block = block_r >= num_rows
-    num_warps = max(1, min(16, block_r * block_c // 512))
-    return block_r, block_c, single_block, num_warps
+    return block_r, block_c

@@ -9,3 +9,5 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
+
+from helpers import wide_index  # noqa: E402,F401  (a fixture shared by the test modules)

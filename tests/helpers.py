@@ -71,3 +71,10 @@ def gradcheck(fn, *inputs, **kwargs):
     for tensor in inputs:
         assert tensor.dtype == torch.float64 and tensor.requires_grad
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, **kwargs)
+
+
+@pytest.fixture
+def wide_index(monkeypatch):
+    """Force the int64 index path (taken for real only past 2**31 elements, too big for CPU tests)."""
+    import tritonlayers._layout
+    monkeypatch.setattr(tritonlayers._layout, "WIDE_INDEX_THRESHOLD", 0)

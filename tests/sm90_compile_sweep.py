@@ -3,11 +3,16 @@
 The interpreter runs kernels as Python and never sees the compiler, so code can pass every CPU test and
 still fail to compile on the GPU. This script swaps Triton's driver for a compile-only stand-in, turns
 each launch into a warmup (compile, no run) and calls the ops over their dtypes, layouts and paths.
-Run as a script with TRITON_INTERPRET unset; it prints how many launches compiled and fails on the first
-compile error. tests/test_compile_sm90.py runs it.
+It also fails on any variant whose registers spill to a stack frame of more than MAX_STACK_BYTES (read with
+cuobjdump). Run as a script
+with TRITON_INTERPRET unset; it prints how many launches compiled and fails on the first compile error.
+tests/test_compile_sm90.py runs it.
 """
 import os
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 assert os.environ.get("TRITON_INTERPRET", "0") != "1", "run without the interpreter"
 
@@ -42,14 +47,33 @@ class CompileOnlyDriver:
         return True
 
 
+MAX_STACK_BYTES = 32
 compiled = []
+spilled = {}
 _run = JITFunction.run
 
 
 def _compile_only(self, *args, grid, warmup, **kwargs):
     kernel = _run(self, *args, grid=grid, warmup=True, **kwargs)
     compiled.append(self.fn.__name__)
+    usage = _resource_usage(kernel.asm["cubin"])
+    stack = int(usage.split("STACK:")[1].split()[0]) if "STACK:" in usage else -1
+    # A stack frame means registers spilled to local memory. ptxas alone sometimes trades a few words of
+    # stack for occupancy; more than MAX_STACK_BYTES is a tile too big for the registers.
+    if stack < 0 or stack > MAX_STACK_BYTES:
+        spilled[f"{self.fn.__name__} {kernel.metadata.num_warps} warps {sorted(kernel.src.constants.items())}"] = usage
     return kernel
+
+
+def _resource_usage(cubin):
+    """cuobjdump's register / stack line for a cubin (the tool ships inside Triton's CUDA backend)."""
+    import triton
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as file:
+        file.write(cubin)
+        file.flush()
+        out = subprocess.run([str(tool), "-res-usage", file.name], capture_output=True, text=True).stdout
+    return next((line.strip() for line in out.splitlines() if "REG:" in line), "no resource line: " + out[-200:])
 
 
 ACTIVATIONS = [("relu", {}), ("relu6", {}), ("leaky_relu", {}), ("elu", {}), ("gelu", {}),
@@ -65,8 +89,8 @@ def _forward_backward(fn, x):
     torch.autograd.grad(y, x, torch.empty_like(y))
 
 
-def sweep(F):
-    for dtype in DTYPES:
+def sweep(F, dtypes):
+    for dtype in dtypes:
         dense = torch.empty(64, 33, dtype=dtype)
         strided = torch.empty(64, 66, dtype=dtype)[:, ::2]
         for name, kwargs in ACTIVATIONS:
@@ -75,7 +99,7 @@ def sweep(F):
         for name in INPLACE:  # in place: backward from the saved output
             _forward_backward(lambda t: getattr(F, name)(t * 1, inplace=True), dense)
         for function in (F.softmax, F.log_softmax):
-            for shape, dim in [((64, 33), 1), ((64, 33), 0), ((4, 20011), 1), ((2, 300, 5, 7), 1)]:
+            for shape, dim in [((64, 33), 1), ((64, 33), 0), ((4, 40009), 1), ((2, 600, 5, 7), 1)]:
                 _forward_backward(lambda t: function(t, dim), torch.empty(shape, dtype=dtype))
             _forward_backward(lambda t: function(t, 1, dtype=torch.float32), dense)
 
@@ -86,9 +110,14 @@ def main():
     import tritonlayers._launch as launch
     import tritonlayers.functional as F
     launch.KERNELS_INTERPRETED = True  # let CPU tensors through: nothing is launched
-    sweep(F)
+    sweep(F, DTYPES)
+    import tritonlayers._layout as layout
+    layout.WIDE_INDEX_THRESHOLD = 0  # the int64 index variants, taken past 2**31 elements
+    sweep(F, [torch.float32, torch.bfloat16])
     print(f"compiled {len(compiled)} launches for sm_90: " + ", ".join(sorted(set(compiled))))
-    return 0
+    for variant, usage in spilled.items():
+        print(f"spills: {variant}: {usage}")
+    return 1 if spilled else 0
 
 
 if __name__ == "__main__":

@@ -108,6 +108,17 @@ def test_tensor_spanning_several_strided_dims_is_copied_correctly(dtype):
     assert_close(grad, expected_grad, name="grad_input")
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+@pytest.mark.parametrize("name", ["gelu", "mish", "sigmoid"])
+def test_int64_index_path(name, layout, wide_index):
+    x = _input_with_specials((3, 5, 7), torch.float32, layout).requires_grad_()
+    y = getattr(TF, name)(x)
+    (grad,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    expected, expected_grad = _reference(name, x, {}, torch.ones_like(y))
+    assert_close(y, expected, name="output")
+    assert_close(grad, expected_grad, name="grad_input")
+
+
 def test_empty_tensor():
     x = torch.empty(0, 4, device=DEVICE, requires_grad=True)
     y = TF.gelu(x)

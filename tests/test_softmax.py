@@ -13,11 +13,14 @@ from tritonlayers.kernels.softmax import softmax_launch_config
 FUNCTIONS = ["softmax", "log_softmax"]
 
 
-def _kernel_path(x, dim):
-    """'single' or 'multi': the kernel path a call on x takes (checked so a test named for a path reaches it)."""
+def _kernel_path(x, dim, direction="fwd"):
+    """'single' or 'multi': the kernel path a call on x takes in a direction (checked so a test named for a
+    path reaches it)."""
     output = torch.empty_like(x)
     _, rows, columns, strides = reduction_geometry(dim % x.dim(), x, output)
-    _, _, single_block, _ = softmax_launch_config(rows, columns, rows_contiguous=strides[0][1] == 1)
+    _, _, single_block, _ = softmax_launch_config(rows, columns, rows_contiguous=strides[0][1] == 1,
+                                                  fp64=x.dtype == torch.float64,
+                                                  live_tensors=1 if direction == "fwd" else 2)
     return "single" if single_block else "multi"
 
 
@@ -61,6 +64,7 @@ CASES = [
     ((5, 21), -1, "contiguous", "single"),  # classifier head with a prime class count, several rows per program
     ((5, 21), 0, "contiguous", "single"),  # reduce over the strided dim, columns contiguous
     ((7, 1152), -1, "contiguous", "single"),  # N=1152, where eager softmax has a cliff
+    ((2, 32000), -1, "contiguous", "single"),  # a 32000-class head row in one tile (fp64 and backward: two)
     ((2, 3, 5, 7), 1, "contiguous", "single"),  # NCHW channel softmax (segmentation), no transposing copy
     ((2, 3, 5, 7), 1, "channels_last", "single"),  # NHWC: channel dim contiguous
     ((2, 3, 5, 7), 3, "channels_last", "single"),  # last dim strided, channels contiguous
@@ -68,9 +72,9 @@ CASES = [
     ((3, 5, 7), 2, "strided", "single"),  # not dense: every other element
     ((4, 1), 1, "contiguous", "single"),  # rows of one element
     ((1, 1), 0, "contiguous", "single"),  # a single element
-    ((3, 20011), -1, "contiguous", "multi"),  # prime row length past one tile: online multi-block path
-    ((2, 300, 5, 7), 1, "contiguous", "multi"),  # long non-last dim: multi-block with contiguous columns
-    ((2, 300, 5, 7), 1, "channels_last", "single"),  # the same tensor NHWC: rows contiguous, one tile
+    ((3, 40009), -1, "contiguous", "multi"),  # prime row length past one tile: online multi-block path
+    ((2, 600, 5, 7), 1, "contiguous", "multi"),  # long non-last dim: multi-block with contiguous columns
+    ((2, 600, 5, 7), 1, "channels_last", "single"),  # the same tensor NHWC: rows contiguous, one tile
 ]
 
 
@@ -79,7 +83,11 @@ CASES = [
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_values_and_gradients(name, shape, dim, layout, path, dtype):
     x = make_input(shape, dtype, layout, low=-6, high=6)
+    if shape == (2, 32000) and dtype == torch.float64:
+        path = "multi"
     assert _kernel_path(x, dim) == path
+    if path == "multi":
+        assert _kernel_path(x, dim, "bwd") == "multi"
     # a gradient summed over a long row carries that many roundings
     _check(name, x, dim, grad_scale_atol=max(1.0, shape[dim] / 1000))
 
@@ -90,6 +98,16 @@ def test_rows_past_256k_elements(name, length):
     x = make_input((2, length), torch.float32, low=-20, high=20)
     assert _kernel_path(x, 1) == "multi"
     _check(name, x, 1, grad_scale_atol=length / 1000)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("shape,dim,layout,path", [((5, 21), -1, "contiguous", "single"),
+                                                   ((2, 3, 5, 7), 1, "channels_last", "single"),
+                                                   ((3, 40009), -1, "contiguous", "multi")])
+def test_int64_index_path(name, shape, dim, layout, path, wide_index):
+    x = make_input(shape, torch.float32, layout, low=-6, high=6)
+    assert _kernel_path(x, dim) == path
+    _check(name, x, dim, grad_scale_atol=max(1.0, shape[dim] / 1000))
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -140,8 +158,8 @@ def test_special_rows_match_torch(name, dim):
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_multi_block_row_whose_first_chunks_are_all_minus_inf(name):
     # The online pass must not turn a column into NaN while its running max is still -inf.
-    x = torch.full((2, 20011), float("-inf"), device=DEVICE)
-    x[:, 18000:] = torch.randn(2, 2011, device=DEVICE)
+    x = torch.full((2, 40009), float("-inf"), device=DEVICE)
+    x[:, 36000:] = torch.randn(2, 4009, device=DEVICE)
     assert _kernel_path(x, 1) == "multi"
     y = getattr(TF, name)(x, 1)
     assert_close(y, getattr(F, name)(x, 1))
@@ -178,7 +196,7 @@ def test_gradcheck_fp64(name, shape, dim):
 @pytest.fixture
 def small_tile(monkeypatch):
     """Shrink the register tile so small tensors take the multi-block path (gradcheck needs small ones)."""
-    monkeypatch.setattr(softmax_kernels, "MAX_TILE", 32)
+    monkeypatch.setattr(softmax_kernels, "MAX_TILE_BYTES", 128)  # 32 fp32 or 16 fp64 values
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -194,8 +212,7 @@ def test_gradcheck_fp64_multi_block(name, shape, dim, small_tile):
 @pytest.mark.parametrize("shape,dim,layout", [((3, 41), 1, "contiguous"), ((2, 41, 3, 5), 1, "contiguous"),
                                               ((2, 41, 3, 5), 1, "channels_last"), ((41, 6), 0, "strided")])
 def test_multi_block_chunk_boundaries(name, dtype, shape, dim, layout, small_tile):
-    # rows of 41 in chunks of 32 (rows contiguous) or at most 8 (columns contiguous): a partial last chunk,
-    # several chunks per row
+    # rows of 41 in chunks of at most 32 values: a partial last chunk, several chunks per row
     x = make_input(shape, dtype, layout, low=-6, high=6)
     assert _kernel_path(x, dim) == "multi"
     _check(name, x, dim)

@@ -1,13 +1,13 @@
 """Launcher shared by the elementwise kernels (activations now, dropout later)."""
 import triton
 
-from ._layout import elementwise_geometry
+from ._layout import elementwise_geometry, needs_wide_index
 from .kernels.elementwise import elementwise_launch_config
 
 
 def launch_elementwise(kernel, inputs, outputs, scalars=(), **constexprs):
     """Run `kernel(*inputs, *outputs, numel, size1, size2, size3, <4 strides per tensor>, *scalars,
-    **constexprs, DENSE=, BLOCK_SIZE=)` over same-shaped tensors.
+    **constexprs, DENSE=, WIDE_INDEX=, BLOCK_SIZE=)` over same-shaped tensors.
 
     Layouts that need more than 4 dims to index run on contiguous copies, and the results are copied into
     `outputs` (in-place outputs included).
@@ -26,7 +26,8 @@ def launch_elementwise(kernel, inputs, outputs, scalars=(), **constexprs):
     flat_strides = [stride for tensor_strides in strides for stride in tensor_strides]
     kernel[(triton.cdiv(numel, block_size),)](
         *inputs, *targets, numel, *sizes[1:], *flat_strides, *scalars,
-        DENSE=dense, BLOCK_SIZE=block_size, num_warps=num_warps, **constexprs)
+        DENSE=dense, WIDE_INDEX=needs_wide_index(*inputs, *targets), BLOCK_SIZE=block_size, num_warps=num_warps,
+        **constexprs)
     for output, target in zip(outputs, targets):
         if target is not output:
             output.copy_(target)

@@ -108,3 +108,16 @@ def reduction_geometry(dim, *tensors):
             outer_stride, inner_stride = inner_stride, outer_stride
         strides.append((outer_stride, tensor.stride()[dim], inner_stride))
     return outer_size, shape[dim], inner_size, strides
+
+
+# Offsets at or past this need int64 index arithmetic (a margin below 2**31 covers a block's overhang).
+WIDE_INDEX_THRESHOLD = 2**31 - 2**20
+
+
+def needs_wide_index(*tensors):
+    """True when some element offset of some tensor may not fit int32."""
+    for tensor in tensors:
+        extent = sum((size - 1) * abs(stride) for size, stride in zip(tensor.shape, tensor.stride()) if size > 0)
+        if max(extent, tensor.numel()) >= WIDE_INDEX_THRESHOLD:
+            return True
+    return False

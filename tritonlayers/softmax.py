@@ -4,7 +4,7 @@ import warnings
 import torch
 
 from ._launch import check_floating, check_tensor, launch_device
-from ._layout import empty_like_dense, reduction_geometry
+from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
 from .kernels.softmax import softmax_backward_kernel, softmax_forward_kernel, softmax_launch_config
 
 
@@ -27,13 +27,15 @@ def _implicit_dim(name, ndim, stacklevel):
 
 def _launch(kernel, tensors, dim, log):
     """Launch a softmax kernel over `tensors` (inputs first, output last), all of one shape; the first
-    tensor's layout picks the tile shape."""
+    tensor's layout picks the tile shape, and each input is a tile the kernel holds in registers."""
     num_groups, num_rows, num_columns, strides = reduction_geometry(dim, *tensors)
-    block_r, block_c, single_block, num_warps = softmax_launch_config(num_rows, num_columns,
-                                                                      rows_contiguous=strides[0][1] == 1)
+    fp64 = tensors[-1].dtype == torch.float64 or tensors[0].dtype == torch.float64
+    block_r, block_c, single_block, num_warps = softmax_launch_config(
+        num_rows, num_columns, rows_contiguous=strides[0][1] == 1, fp64=fp64, live_tensors=len(tensors) - 1)
     grid = (num_groups * -(-num_columns // block_c),)
     kernel[grid](*tensors, num_rows, num_columns, *(s for tensor_strides in strides for s in tensor_strides),
-                 LOG=log, BLOCK_R=block_r, BLOCK_C=block_c, SINGLE_BLOCK=single_block, num_warps=num_warps)
+                 LOG=log, BLOCK_R=block_r, BLOCK_C=block_c, SINGLE_BLOCK=single_block,
+                 WIDE_INDEX=needs_wide_index(*tensors), num_warps=num_warps)
 
 
 def _as_indexable(dim, *tensors):
