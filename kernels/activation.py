@@ -8,7 +8,7 @@ tensors); formulas and boundary conventions follow ATen's so results and NaN han
 import triton
 import triton.language as tl
 
-from .elementwise import block_offsets, strided_offsets
+from .elementwise import block_offsets, tensor_offsets
 
 IDENTITY = tl.constexpr(0)
 RELU = tl.constexpr(1)
@@ -238,14 +238,10 @@ def activation_forward_kernel(
     """output = activation(input). DENSE: both share one dense layout, so flat offsets are memory offsets."""
     flat = block_offsets(BLOCK_SIZE, WIDE_INDEX)
     mask = flat < numel
-    if DENSE:
-        input_offsets = flat
-        output_offsets = flat
-    else:
-        input_offsets = strided_offsets(flat, size1, size2, size3, input_stride0, input_stride1, input_stride2,
-                                        input_stride3)
-        output_offsets = strided_offsets(flat, size1, size2, size3, output_stride0, output_stride1, output_stride2,
-                                         output_stride3)
+    input_offsets = tensor_offsets(flat, DENSE, size1, size2, size3, input_stride0, input_stride1, input_stride2,
+                                   input_stride3)
+    output_offsets = tensor_offsets(flat, DENSE, size1, size2, size3, output_stride0, output_stride1,
+                                    output_stride2, output_stride3)
     x = to_compute_dtype(tl.load(input_ptr + input_offsets, mask=mask))
     y = apply_activation(x, ACTIVATION, param_a, param_b)
     tl.store(output_ptr + output_offsets, y.to(output_ptr.dtype.element_ty), mask=mask)
@@ -264,17 +260,12 @@ def activation_backward_kernel(
     """grad_input = grad_output * activation'(x), from the saved input x or, if SAVED_IS_OUTPUT, the output."""
     flat = block_offsets(BLOCK_SIZE, WIDE_INDEX)
     mask = flat < numel
-    if DENSE:
-        grad_output_offsets = flat
-        saved_offsets = flat
-        grad_input_offsets = flat
-    else:
-        grad_output_offsets = strided_offsets(flat, size1, size2, size3, grad_output_stride0, grad_output_stride1,
-                                              grad_output_stride2, grad_output_stride3)
-        saved_offsets = strided_offsets(flat, size1, size2, size3, saved_stride0, saved_stride1, saved_stride2,
-                                        saved_stride3)
-        grad_input_offsets = strided_offsets(flat, size1, size2, size3, grad_input_stride0, grad_input_stride1,
-                                             grad_input_stride2, grad_input_stride3)
+    grad_output_offsets = tensor_offsets(flat, DENSE, size1, size2, size3, grad_output_stride0, grad_output_stride1,
+                                         grad_output_stride2, grad_output_stride3)
+    saved_offsets = tensor_offsets(flat, DENSE, size1, size2, size3, saved_stride0, saved_stride1, saved_stride2,
+                                   saved_stride3)
+    grad_input_offsets = tensor_offsets(flat, DENSE, size1, size2, size3, grad_input_stride0, grad_input_stride1,
+                                        grad_input_stride2, grad_input_stride3)
     grad = to_compute_dtype(tl.load(grad_output_ptr + grad_output_offsets, mask=mask))
     saved = to_compute_dtype(tl.load(saved_ptr + saved_offsets, mask=mask))
     if SAVED_IS_OUTPUT:

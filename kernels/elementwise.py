@@ -20,6 +20,16 @@ def strided_offsets(flat, size1, size2, size3, stride0, stride1, stride2, stride
 
 
 @triton.jit
+def tensor_offsets(flat, DENSE: tl.constexpr, size1, size2, size3, stride0, stride1, stride2, stride3):
+    """Memory offsets of one tensor: the flat indices themselves when DENSE (all tensors of the launch share
+    one dense layout), else through its strides."""
+    if DENSE:
+        return flat
+    else:
+        return strided_offsets(flat, size1, size2, size3, stride0, stride1, stride2, stride3)
+
+
+@triton.jit
 def block_offsets(BLOCK_SIZE: tl.constexpr, WIDE_INDEX: tl.constexpr):
     """Flat indices of this program's block: int64 when WIDE_INDEX (some offset may pass 2**31), else int32,
     whose division and multiplication cost far fewer registers and instructions."""
