@@ -9,6 +9,7 @@ import triton
 import triton.language as tl
 
 from .elementwise import block_offsets, tensor_offsets
+from .precision import to_compute_dtype, typed
 
 IDENTITY = tl.constexpr(0)
 RELU = tl.constexpr(1)
@@ -49,21 +50,6 @@ ACTIVATION_IDS = {
 BACKWARD_FROM_OUTPUT = frozenset(
     {IDENTITY.value, RELU.value, RELU6.value, LEAKY_RELU.value, ELU.value, HARDSIGMOID.value, SIGMOID.value,
      TANH.value})
-
-
-@triton.jit
-def typed(value: tl.constexpr, like):
-    """`value` in `like`'s dtype without passing through fp32 (plain float literals are fp32 in Triton)."""
-    return tl.full([], value, like.dtype)
-
-
-@triton.jit
-def to_compute_dtype(x):
-    """fp64 stays fp64; every other dtype computes in fp32."""
-    if x.dtype == tl.float64:
-        return x
-    else:
-        return x.to(tl.float32)
 
 
 @triton.jit

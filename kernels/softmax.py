@@ -9,7 +9,7 @@ tensor reads contiguous columns instead of transposing. A program owns BLOCK_C c
 import triton
 import triton.language as tl
 
-from .activation import to_compute_dtype
+from .precision import compute_full, to_compute_dtype
 
 
 @triton.jit
@@ -34,13 +34,6 @@ def _indices(start, BLOCK: tl.constexpr, WIDE_INDEX: tl.constexpr):
 @triton.jit
 def _offsets(group, rows, columns, group_stride, row_stride, column_stride):
     return group * group_stride + rows[:, None] * row_stride + columns[None, :] * column_stride
-
-
-@triton.jit
-def _compute_vector(value: tl.constexpr, like_ptr, BLOCK_C: tl.constexpr):
-    """[BLOCK_C] filled with value in the compute dtype of like_ptr's element type. (Built in fp32 and cast:
-    Triton 3.6's interpreter cannot fill bf16 directly.)"""
-    return to_compute_dtype(tl.full([BLOCK_C], value, tl.float32).to(like_ptr.dtype.element_ty))
 
 
 @triton.jit
@@ -78,8 +71,8 @@ def softmax_forward_kernel(
     else:
         # Online softmax: running max m and sum s of exp(x - m), rescaled when m grows. A column whose
         # chunks so far are all -inf shifts by 0 instead of -inf so it does not turn into NaN.
-        running_max = _compute_vector(float("-inf"), output_ptr, BLOCK_C)
-        running_sum = _compute_vector(0.0, output_ptr, BLOCK_C)
+        running_max = compute_full(float("-inf"), output_ptr, BLOCK_C)
+        running_sum = compute_full(0.0, output_ptr, BLOCK_C)
         for row_start in range(0, num_rows, BLOCK_R):
             rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
             mask = (rows[:, None] < num_rows) & column_mask
@@ -145,7 +138,7 @@ def softmax_backward_kernel(
                                            grad_input_column_stride), grad_x.to(grad_input_ptr.dtype.element_ty),
                  mask=mask)
     else:
-        total = _compute_vector(0.0, output_ptr, BLOCK_C)
+        total = compute_full(0.0, output_ptr, BLOCK_C)
         for row_start in range(0, num_rows, BLOCK_R):
             rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
             mask = (rows[:, None] < num_rows) & column_mask

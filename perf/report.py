@@ -49,6 +49,7 @@ def markdown(rows, identity, copy_gbps, dry_run):
              f"- copy bandwidth measured in this run: {copy_gbps:.1f} GB/s (bytes read + written)",
              f"- compile: torch.compile({compile_args}, dynamic=False)",
              "- time: median ms; GB/s on the op's minimal byte count; speedup = other impl's time / tritonlayers'",
+             "- peak MiB: device memory one forward+backward allocates beyond what existed before it",
              ""]
     if dry_run:
         lines += ["**Dry run on the CPU through Triton's interpreter: the times say nothing about GPU speed.**", ""]
@@ -56,8 +57,8 @@ def markdown(rows, identity, copy_gbps, dry_run):
     for op in sorted({key[0] for key in groups}):
         lines += [f"## {op}", "",
                   "| shape | note | dtype | layout | dir | tritonlayers ms | eager ms | compile ms | vs eager | "
-                  "vs compile | GB/s | % copy BW |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "vs compile | GB/s | % copy BW | peak MiB (ours / eager / compile) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for key in sorted((k for k in groups if k[0] == op), key=_order):
             impls = groups[key]
             ours, eager, compiled = (_ms(impls.get(name)) for name in IMPLS)
@@ -65,9 +66,11 @@ def markdown(rows, identity, copy_gbps, dry_run):
             summary[(op, key[5])]["eager"].append(vs_eager)
             summary[(op, key[5])]["compile"].append(vs_compile)
             ours_row = impls.get("tritonlayers") or {}
+            peaks = [(impls.get(name) or {}).get("peak_mb") for name in IMPLS]
+            peak = " / ".join(_fmt(v, 0) for v in peaks) if any(v is not None for v in peaks) else ""
             lines.append(f"| {'x'.join(map(str, key[1]))} | {key[2]} | {key[3]} | {key[4]} | {key[5]} | {_fmt(ours)} | "
                          f"{_fmt(eager)} | {_fmt(compiled)} | {_fmt(vs_eager, 2)} | {_fmt(vs_compile, 2)} | "
-                         f"{_fmt(ours_row.get('gbps'), 0)} | {_fmt(ours_row.get('pct_copy_bw'), 1)} |")
+                         f"{_fmt(ours_row.get('gbps'), 0)} | {_fmt(ours_row.get('pct_copy_bw'), 1)} | {peak} |")
         lines.append("")
     lines += ["## Geometric-mean speedup of tritonlayers", "", "| op | dir | vs eager | vs compile |", "|---|---|---|---|"]
     for (op, direction), ratios in sorted(summary.items()):
@@ -90,7 +93,7 @@ def plot(rows, out_dir):
         print("matplotlib is not installed: no plots (pip install -e '.[perf]')")
         return []
     written = []
-    families = {"softmax": ("softmax", "log_softmax")}
+    families = {"softmax": ("softmax", "log_softmax"), "dropout": ("dropout", "dropout2d", "fused_dropout")}
     by_family = defaultdict(list)
     for row in rows:
         family = next((name for name, ops in families.items() if row["op"] in ops), "activation")

@@ -17,18 +17,33 @@ def compile_eager(fn, dry_run):
     return torch.compile(fn, mode=COMPILE_MODE, dynamic=False)
 
 
-def _setup(fn, x, direction):
-    """A factory for the timed function: forward only, backward only (forward done once, graph kept), or both."""
+def _setup(fn, x, extras, direction):
+    """A factory for the timed function: forward only, backward only (forward done once, graph kept), or both.
+    Gradients flow to x and to the extras that require grad."""
     def setup():
         if direction == "fwd":
-            return lambda: fn(x)
+            return lambda: fn(x, **extras)
         leaf = x.detach().requires_grad_()
-        grad = torch.randn_like(fn(leaf.detach()))
+        leaves = [leaf, *(t for t in extras.values() if t.requires_grad)]
+        grad = torch.randn_like(fn(leaf.detach(), **extras))
         if direction == "bwd":
-            out = fn(leaf)
-            return lambda: torch.autograd.grad(out, leaf, grad, retain_graph=True)
-        return lambda: torch.autograd.grad(fn(leaf), leaf, grad)
+            out = fn(leaf, **extras)
+            return lambda: torch.autograd.grad(out, leaves, grad, retain_graph=True)
+        return lambda: torch.autograd.grad(fn(leaf, **extras), leaves, grad)
     return setup
+
+
+def peak_memory_mb(setup, device):
+    """Peak device memory one call allocates beyond what was allocated before it, in MiB (None off CUDA)."""
+    if device.type != "cuda":
+        return None
+    fn = setup()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
 class Progress:
@@ -56,25 +71,29 @@ def run(cases, device, identity, copy_gbps, dry_run):
     for case in cases:
         torch._dynamo.reset()  # a fresh cache per case: dynamo's recompile limit would silently fall back to eager
         x = case.make_input(device)
+        extras = case.make_extras(x)
         functions = {"tritonlayers": case.ours, "eager": case.eager, "compile": compile_eager(case.eager, dry_run)}
         for impl, fn in functions.items():
             for direction in DIRECTIONS:
                 progress.step(f"{case.op} {tuple(case.shape)} {str(case.dtype)[6:]} {direction} {impl}")
-                rows.append(_measure(case, impl, fn, x, direction, device, identity, copy_gbps))
-        del x
+                rows.append(_measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps))
+        del x, extras
         if device.type == "cuda":
             torch.cuda.empty_cache()
     progress.close()
     return rows
 
 
-def _measure(case, impl, fn, x, direction, device, identity, copy_gbps):
+def _measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps):
     nbytes = case.minimal_bytes(direction)
     row = {"op": case.op, "direction": direction, "shape": list(case.shape), "dtype": str(case.dtype)[6:],
            "layout": case.layout, "impl": impl, "ms": None, "gbps": None, "pct_copy_bw": None, "tflops": None,
-           **identity, "note": case.note, "timer": None, "error": None}
+           **identity, "note": case.note, "timer": None, "peak_mb": None, "error": None}
     try:
-        ms, row["timer"] = bench(_setup(fn, x, direction), device, nbytes)
+        setup = _setup(fn, x, extras, direction)
+        ms, row["timer"] = bench(setup, device, nbytes)
+        if direction == "fwd+bwd":
+            row["peak_mb"] = peak_memory_mb(setup, device)
     except Exception as error:  # one failing case must not end the run; the report shows it
         row["error"] = f"{type(error).__name__}: {str(error)[:300]}"
         if device.type == "cuda":

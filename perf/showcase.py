@@ -24,20 +24,58 @@ from .cases.activation import ACTIVATIONS  # noqa: E402
 # Largest |ours - fp64 torch| accepted, relative to the reference's scale, per dtype (fp64: torch's own fp64
 # kernels round some constants to fp32, e.g. hardsigmoid's 1/6 in backward).
 TOLERANCE = {torch.float64: 1e-7, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
-OPS = [(name, {}) for name in ACTIVATIONS] + [("softmax", {"dim": 1}), ("log_softmax", {"dim": 1})]
+SHAPE = (3, 21, 7, 9)  # an odd NCHW map, used in channels_last
+P, SEED = 0.3, 0
 
 
-def max_errors(name, kwargs, dtype):
+class Op:
+    """One showcase row: ours(x) and eager(x) for timing; reference(x64, mask) in fp64 for errors, where mask
+    is the scaled keep mask a seeded dropout call draws (None for deterministic ops)."""
+
+    def __init__(self, name, ours, eager, reference=None, mask=None):
+        self.name, self.ours, self.eager, self.mask = name, ours, eager, mask
+        self.reference = reference or (lambda x64, _: eager(x64))
+
+
+def _fixed(shape, seed):
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
+
+
+def _ops():
+    ops = [Op(name, getattr(TF, name), getattr(F, name)) for name in ACTIVATIONS]
+    ops += [Op(name, lambda x, n=name: getattr(TF, n)(x, 1), lambda x, n=name: getattr(F, n)(x, 1))
+            for name in ("softmax", "log_softmax")]
+    ops += [Op(name, lambda x, n=name: getattr(TF, n)(x, P), lambda x, n=name: getattr(F, n)(x, P),
+               reference=lambda x64, mask: x64 * mask, mask=name) for name in ("dropout", "dropout2d")]
+    bias, residual = _fixed((SHAPE[1], 1, 1), 1).to(DEVICE), _fixed(SHAPE, 2).to(DEVICE)
+
+    def fused(x):
+        return TF.fused_dropout(x, P, bias=bias.to(x.dtype), activation="gelu", residual=residual.to(x.dtype))
+
+    def fused_eager(x):
+        return residual.to(x.dtype) + F.dropout(F.gelu(x + bias.to(x.dtype)), P)
+
+    ops.append(Op("fused_dropout", fused, fused_eager, mask="dropout",
+                  reference=lambda x64, mask: residual + F.gelu(x64 + bias) * mask))
+    return ops
+
+
+def max_errors(op, dtype):
     """(output error, gradient error) of tritonlayers vs torch in fp64, each relative to max(1, |reference|)."""
     generator = torch.Generator().manual_seed(0)
-    # an odd NCHW map in channels_last, values across every activation's interesting range
-    x = (torch.rand(3, 21, 7, 9, generator=generator, dtype=torch.float64) * 16 - 8).to(dtype)
+    # values across every activation's interesting range
+    x = (torch.rand(SHAPE, generator=generator, dtype=torch.float64) * 16 - 8).to(dtype)
     x = x.to(DEVICE).contiguous(memory_format=torch.channels_last).requires_grad_()
     grad_output = (torch.rand(x.shape, generator=generator, dtype=torch.float64) * 2 - 1).to(dtype).to(DEVICE)
-    y = getattr(TF, name)(x, **kwargs)
+    mask = None
+    if op.mask:  # the same seed draws the same mask (keys are logical indices): take it from ones
+        torch.manual_seed(SEED)
+        mask = getattr(TF, op.mask)(torch.ones(SHAPE, dtype=torch.float64, device=DEVICE), P)
+        torch.manual_seed(SEED)
+    y = op.ours(x)
     (grad,) = torch.autograd.grad(y, x, grad_output)
     x64 = x.detach().double().requires_grad_()
-    expected = getattr(F, name)(x64, **kwargs)
+    expected = op.reference(x64, mask)
     (expected_grad,) = torch.autograd.grad(expected, x64, grad_output.double())
 
     def error(actual, reference):
@@ -46,13 +84,12 @@ def max_errors(name, kwargs, dtype):
     return error(y, expected), error(grad, expected_grad)
 
 
-def forward_times(name, kwargs):
+def forward_times(op):
     """Forward ms of tritonlayers, eager and torch.compile on a (32, 256, 56, 56) fp16 tensor."""
     from .timing import bench
     x = torch.randn(32, 256, 56, 56, device=DEVICE, dtype=torch.float16)
     nbytes = 2 * x.numel() * x.element_size()
-    eager = lambda t: getattr(F, name)(t, **kwargs)  # noqa: E731
-    functions = [lambda t: getattr(TF, name)(t, **kwargs), eager, torch.compile(eager, dynamic=False)]
+    functions = [op.ours, op.eager, torch.compile(op.eager, dynamic=False)]
     return [bench(lambda fn=fn: (lambda: fn(x)), DEVICE, nbytes)[0] for fn in functions]
 
 
@@ -62,25 +99,27 @@ def main(argv=None):
     timing = DEVICE.type == "cuda" and not parser.parse_args(argv).no_timing
     dtypes = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
     where = "GPU " + torch.cuda.get_device_name() if DEVICE.type == "cuda" else "CPU, Triton interpreter"
-    print(f"tritonlayers showcase on {where}: every op against torch (errors relative to max(1, |torch fp64|))\n")
-    header = f"{'op':<12} " + " ".join(f"{str(d)[6:]:>18}" for d in dtypes)
+    print(f"tritonlayers showcase on {where}: every op against torch in fp64 (errors relative to "
+          "max(1, |torch|); dropout ops against torch with the same mask)\n")
+    header = f"{'op':<13} " + " ".join(f"{str(d)[6:]:>18}" for d in dtypes)
     if timing:
         header += "   fwd ms (fp16 32x256x56x56): ours / eager / compile"
     print(header)
-    print(f"{'':<12} " + " ".join(f"{'out':>8} {'grad':>9}" for _ in dtypes))
+    print(f"{'':<13} " + " ".join(f"{'out':>8} {'grad':>9}" for _ in dtypes))
     failures = 0
-    for name, kwargs in OPS:
+    ops = _ops()
+    for op in ops:
         cells = []
         for dtype in dtypes:
-            out_error, grad_error = max_errors(name, kwargs, dtype)
+            out_error, grad_error = max_errors(op, dtype)
             ok = out_error <= TOLERANCE[dtype] and grad_error <= TOLERANCE[dtype]
             failures += not ok
             cells.append(f"{out_error:8.1e} {grad_error:8.1e}{' ' if ok else '!'}")
-        line = f"{name:<12} " + " ".join(cells)
+        line = f"{op.name:<13} " + " ".join(cells)
         if timing:
-            line += "   " + " / ".join(f"{ms:.3f}" for ms in forward_times(name, kwargs))
+            line += "   " + " / ".join(f"{ms:.3f}" for ms in forward_times(op))
         print(line, flush=True)
-    print(f"\n{len(OPS)} ops x {len(dtypes)} dtypes: " +
+    print(f"\n{len(ops)} ops x {len(dtypes)} dtypes: " +
           ("all within tolerance" if not failures else f"{failures} outside tolerance (marked !)"))
     return 1 if failures else 0
 

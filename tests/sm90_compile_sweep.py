@@ -89,6 +89,17 @@ def _forward_backward(fn, x):
     torch.autograd.grad(y, x, torch.empty_like(y))
 
 
+def _fused(F, x, bias, activation, residual=True, training=True):
+    leaves = [x.detach().requires_grad_()]
+    if bias is not None:
+        leaves.append(bias.detach().requires_grad_())
+    if residual:
+        leaves.append(torch.empty_like(x).requires_grad_())
+    y = F.fused_dropout(leaves[0], 0.3, training, bias=leaves[1] if bias is not None else None,
+                        activation=activation, residual=leaves[-1] if residual else None)
+    torch.autograd.grad(y, leaves, torch.empty_like(y))
+
+
 def sweep(F, dtypes):
     for dtype in dtypes:
         dense = torch.empty(64, 33, dtype=dtype)
@@ -102,6 +113,17 @@ def sweep(F, dtypes):
             for shape, dim in [((64, 33), 1), ((64, 33), 0), ((4, 40009), 1), ((2, 600, 5, 7), 1)]:
                 _forward_backward(lambda t: function(t, dim), torch.empty(shape, dtype=dtype))
             _forward_backward(lambda t: function(t, 1, dtype=torch.float32), dense)
+        nchw = torch.empty(4, 16, 6, 6, dtype=dtype)
+        for x in (dense, strided, nchw.contiguous(memory_format=torch.channels_last)):
+            _forward_backward(lambda t: F.dropout(t, 0.3), x)
+            _forward_backward(lambda t: F.dropout(t * 1, 0.3, inplace=True), x)
+        for x in (nchw, nchw.contiguous(memory_format=torch.channels_last)):
+            _forward_backward(lambda t: F.dropout2d(t, 0.3), x)
+        bias, channel_bias = torch.empty(33, dtype=dtype), torch.empty(16, 1, 1, dtype=dtype)
+        for activation in (None, "relu", "gelu"):
+            _fused(F, dense, bias, activation)
+            _fused(F, nchw, channel_bias, activation)
+        _fused(F, dense, None, None, residual=False, training=False)
 
 
 def main():

@@ -19,13 +19,16 @@ class Case:
     shape: tuple
     dtype: torch.dtype
     layout: str  # "contiguous" or "channels_last"
-    ours: Callable  # tritonlayers.functional call on one tensor
-    eager: Callable  # the same call through torch.nn.functional
+    ours: Callable  # tritonlayers.functional call: ours(x, **extras)
+    eager: Callable  # the same computation in eager torch
     # tensor-sized passes over memory that the op cannot avoid, per direction (its minimal byte count)
     passes: dict = field(default_factory=dict)
     note: str = ""  # what else identifies the case, e.g. "dim=1"
     low: float = -4.0  # input range
     high: float = 4.0
+    # more inputs by keyword (e.g. bias, residual): extras(x) -> {name: tensor}; gradients flow to those
+    # that require grad
+    extras: Callable = None
 
     def minimal_bytes(self, direction):
         numel = 1
@@ -39,11 +42,14 @@ class Case:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def make_extras(self, x):
+        return self.extras(x) if self.extras else {}
+
 
 def all_cases(profile):
-    from . import activation, softmax
+    from . import activation, dropout, softmax
     assert profile in PROFILES, profile
-    return [*activation.cases(profile), *softmax.cases(profile)]
+    return [*activation.cases(profile), *softmax.cases(profile), *dropout.cases(profile)]
 
 
 def select(cases, ops):

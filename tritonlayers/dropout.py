@@ -1,0 +1,323 @@
+"""Dropout without a mask: dropout, channel-wise dropout1d/2d/3d and fused_dropout
+(residual + dropout(activation(input + bias))), host forward/backward, autograd Functions, functional API.
+
+Backward regenerates the mask from the seed and offset saved in ctx; nothing input-sized is saved for plain
+dropout, and fused_dropout saves the input (and bias) only when its activation needs them.
+"""
+import warnings
+from typing import NamedTuple
+
+import torch
+
+from ._launch import check_tensor, launch_device
+from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
+from ._random import philox_seed_offset
+from .activation import ActivationSpec, resolve_activation
+from .kernels.dropout import dropout_backward_kernel, dropout_forward_kernel, dropout_launch_config
+
+FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+class DropoutPlan(NamedTuple):
+    """How a call draws and indexes. Keys are logical row-major indices, so masks do not depend on layouts;
+    map_size consecutive keys share one draw (1: element-wise; a feature map's size: channel-wise). Rows
+    run along row_dim; rows_fixed: they must (a bias runs along it), else contiguous tensors are walked as
+    one flat row."""
+    shape: tuple
+    row_dim: int
+    map_size: int = 1
+    rows_fixed: bool = False
+
+    @property
+    def key_strides(self):
+        return torch.empty(self.shape, device="meta").stride()
+
+    @property
+    def draws(self):
+        """Philox counters a call uses: one per element, or one per (sample, channel) map."""
+        return max(1, torch.Size(self.shape).numel() // self.map_size)
+
+
+def _sm_count(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4  # the interpreter runs programs one after another: fewer, longer programs
+
+
+def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False, **constexprs):
+    """Run a dropout kernel over `tensors` (of plan.shape, the written one last) and a 1-D bias (or None).
+
+    bias_grad: also return the per-program column sums of the written tensor, (splits, rows) in the compute
+    dtype.
+    """
+    key = torch.empty_strided(plan.shape, plan.key_strides, device="meta")
+    num_groups, num_rows, num_columns, strides = reduction_geometry(plan.row_dim, *tensors, key)
+    block_r, block_c, num_warps = dropout_launch_config(num_rows, num_columns, strides[0][1] == 1)
+    row_blocks = -(-num_rows // block_r)
+    tiles = num_groups * -(-num_columns // block_c)
+    # Programs to fill the device a few times over; column sums for a bias want fewer, longer programs.
+    target = max(1, (2 if bias_grad else 4) * _sm_count(tensors[0].device) // row_blocks)
+    tiles_per_program = max(1, -(-tiles // target), -(-tiles // 65535))
+    splits = -(-tiles // tiles_per_program)
+    partial_dtype = torch.float64 if tensors[0].dtype == torch.float64 else torch.float32  # the compute dtype
+    partial = torch.empty(splits if bias_grad else 0, num_rows, dtype=partial_dtype, device=tensors[0].device)
+    pointers = (bias if bias is not None else tensors[0], partial) if kernel is dropout_backward_kernel else (
+        bias if bias is not None else tensors[0],)
+    scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
+    kernel[(row_blocks, splits)](
+        *tensors, *pointers, num_groups, num_rows, num_columns, tiles_per_program,
+        *(s for tensor_strides in strides for s in tensor_strides), plan.map_size, seed, offset,
+        p, scale, spec.param_a, spec.param_b, HAS_BIAS=bias is not None,
+        ACTIVATION=spec.kernel_id, BLOCK_R=block_r, BLOCK_C=block_c, WIDE_INDEX=needs_wide_index(*tensors, key),
+        num_warps=num_warps, **constexprs)
+    return partial
+
+
+def _indexable(plan, tensors):
+    """(plan, tensors) ready for _launch: contiguous tensors (0-d ones too) as flat views when rows may move,
+    and contiguous copies (a contiguous stand-in for the written tensor, last) when the dims besides
+    plan.row_dim do not collapse to two groups together with the logical key layout."""
+    if not plan.shape or not plan.rows_fixed and all(t.is_contiguous() for t in tensors):
+        # one flat row: key = memory offset, long contiguous rows (W = 56 or 7 rows would defeat 16-byte access)
+        numel = torch.Size(plan.shape).numel()
+        plan, tensors = plan._replace(shape=(numel,), row_dim=0), tuple(tensor.view(numel) for tensor in tensors)
+    key = torch.empty_strided(plan.shape, plan.key_strides, device="meta")
+    if reduction_geometry(plan.row_dim, *tensors, key) is not None:
+        return plan, tensors
+    stand_in = torch.empty(plan.shape, dtype=tensors[-1].dtype, device=tensors[-1].device)
+    return plan, (*(tensor.contiguous() for tensor in tensors[:-1]), stand_in)
+
+
+def _flat_bias(bias, plan):
+    """The bias as the contiguous 1-D tensor the kernels index by row (a one-element bias repeated)."""
+    if bias is None:
+        return None
+    rows = plan.shape[plan.row_dim] if plan.shape else 1
+    return bias.reshape(-1).expand(rows).contiguous()
+
+
+def dropout_forward(input, p, plan, seed, offset, *, bias=None, residual=None, spec=ActivationSpec("identity"),
+                    output_dtype=None, inplace=False, apply_dropout=True):
+    """residual + dropout(activation(input + bias)); written into input when inplace."""
+    output = input if inplace else empty_like_dense(input, dtype=output_dtype)
+    if input.numel() == 0:
+        return output
+    launch_plan, (input_, residual_, target) = _indexable(
+        plan, (input, residual if residual is not None else input, output))
+    with launch_device("dropout", input, bias, residual):
+        _launch(dropout_forward_kernel, launch_plan, (input_, residual_, target), _flat_bias(bias, plan), seed, offset, p,
+                spec, DROPOUT=apply_dropout, HAS_RESIDUAL=residual is not None)
+    if target.data_ptr() != output.data_ptr():
+        output.copy_(target.reshape(output.shape))
+    return output
+
+
+def dropout_backward(grad_output, p, plan, seed, offset, *, input=None, bias=None, spec=ActivationSpec("identity"),
+                     input_dtype=None, bias_grad=False, apply_dropout=True):
+    """(grad_input, grad_bias as a 1-D tensor in the compute dtype, or None): the mask regenerated from seed
+    and offset; input
+    and bias are read only when the activation needs them."""
+    grad_input = empty_like_dense(grad_output, dtype=input_dtype)
+    if grad_output.numel() == 0:
+        return grad_input, (torch.zeros(plan.shape[plan.row_dim], device=grad_output.device) if bias_grad else None)
+    needs_input = spec.name != "identity"
+    launch_plan, (grad_output_, input_, target) = _indexable(
+        plan, (grad_output, input if needs_input else grad_output, grad_input))
+    with launch_device("dropout", grad_output, input, bias):
+        partial = _launch(dropout_backward_kernel, launch_plan, (grad_output_, input_, target),
+                          _flat_bias(bias, plan) if needs_input else None, seed, offset, p, spec, bias_grad=bias_grad,
+                          DROPOUT=apply_dropout, BIAS_GRAD=bias_grad)
+    if target.data_ptr() != grad_input.data_ptr():
+        grad_input.copy_(target.reshape(grad_input.shape))
+    return grad_input, (partial.sum(0) if bias_grad else None)
+
+
+class DropoutFunction(torch.autograd.Function):
+    """Plain and channel-wise dropout. Saves the seed and offset only."""
+
+    @staticmethod
+    def forward(ctx, input, p, plan, inplace):
+        seed, offset = philox_seed_offset(input.device, plan.draws)
+        output = dropout_forward(input, p, plan, seed, offset, inplace=inplace)
+        if inplace:
+            ctx.mark_dirty(input)
+        ctx.p, ctx.plan, ctx.seed, ctx.offset, ctx.input_dtype = p, plan, seed, offset, input.dtype
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad_input, _ = dropout_backward(grad_output, ctx.p, ctx.plan, ctx.seed, ctx.offset,
+                                         input_dtype=ctx.input_dtype)
+        return grad_input, None, None, None
+
+
+class FusedDropoutFunction(torch.autograd.Function):
+    """residual + dropout(activation(input + bias)) in one pass each way. Saves the seed and offset, and
+    input and bias only when the activation's derivative needs them."""
+
+    @staticmethod
+    def forward(ctx, input, bias, residual, p, apply_dropout, plan, spec, output_dtype):
+        seed, offset = philox_seed_offset(input.device, plan.draws) if apply_dropout else (0, 0)
+        output = dropout_forward(input, p, plan, seed, offset, bias=bias, residual=residual, spec=spec,
+                                 output_dtype=output_dtype, apply_dropout=apply_dropout)
+        saved = (input, bias) if spec.name != "identity" else (None, None)
+        ctx.save_for_backward(*saved)
+        ctx.p, ctx.apply_dropout, ctx.plan, ctx.spec = p, apply_dropout, plan, spec
+        ctx.seed, ctx.offset, ctx.input_dtype = seed, offset, input.dtype
+        ctx.bias_dtype = bias.dtype if bias is not None else None
+        ctx.bias_shape = bias.shape if bias is not None else None
+        ctx.residual_dtype = residual.dtype if residual is not None else None
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, bias = ctx.saved_tensors
+        needs_input_grad, needs_bias_grad, needs_residual_grad = ctx.needs_input_grad[:3]
+        grad_input = grad_bias = grad_residual = None
+        if needs_input_grad or needs_bias_grad:
+            grad_input, grad_bias = dropout_backward(
+                grad_output, ctx.p, ctx.plan, ctx.seed, ctx.offset, input=input, bias=bias, spec=ctx.spec,
+                input_dtype=ctx.input_dtype, bias_grad=needs_bias_grad, apply_dropout=ctx.apply_dropout)
+            if grad_bias is not None:  # a one-element bias was broadcast over every row: sum them
+                grad_bias = (grad_bias.sum() if ctx.bias_shape.numel() == 1 else grad_bias)
+                grad_bias = grad_bias.to(ctx.bias_dtype).reshape(ctx.bias_shape)
+        if needs_residual_grad:
+            grad_residual = grad_output.to(ctx.residual_dtype)  # no copy when the dtypes agree
+        return grad_input, grad_bias, grad_residual, None, None, None, None, None
+
+
+def _check_p(p):
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _check_dtype(op_name, input):
+    if input.dtype not in FLOATING:
+        raise RuntimeError(f"{op_name}: 'input' has dtype {input.dtype}; dropout needs a floating point input "
+                           "(torch.float16, torch.bfloat16, torch.float32 or torch.float64)")
+
+
+def _dropout_op(op_name, input, p, training, inplace, plan):
+    """torch's shortcuts first (the input itself for p == 0, eval, or an empty tensor; zeros times input for
+    p == 1, drawing no randomness), then the kernel."""
+    if p == 0 or not training or input.numel() == 0:
+        return input
+    _check_dtype(op_name, input)
+    if p == 1:
+        return input.mul_(0) if inplace else input * 0
+    return DropoutFunction.apply(input, float(p), plan, inplace)
+
+
+def _innermost_dim(input):
+    """The dim with the smallest stride among dims longer than 1: rows along it are contiguous."""
+    if input.dim() == 0:
+        return 0
+    dims = [d for d in range(input.dim()) if input.shape[d] > 1] or [input.dim() - 1]
+    return min(dims, key=lambda d: input.stride()[d])
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    check_tensor("dropout", "input", input)
+    _check_p(p)
+    plan = DropoutPlan(tuple(input.shape), _innermost_dim(input))
+    return _dropout_op("dropout", input, p, training, inplace, plan)
+
+
+def _feature_dropout(op_name, input, p, training, inplace, batched):
+    """Channel-wise dropout over (N, C, *) (batched) or (C, *) (unbatched) inputs: one draw per map, the
+    dims after the channel dim."""
+    channel_dim = 1 if batched else 0
+    if input.dim() < channel_dim + 1:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    map_size = torch.Size(input.shape[channel_dim + 1:]).numel()
+    plan = DropoutPlan(tuple(input.shape), _innermost_dim(input), map_size=max(map_size, 1))
+    return _dropout_op(op_name, input, p, training, inplace, plan)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    check_tensor("dropout1d", "input", input)
+    _check_p(p)
+    if input.dim() not in (2, 3):
+        raise RuntimeError(
+            f"dropout1d: Expected 2D or 3D input, but received a {input.dim()}D input. Note that dropout1d exists "
+            "to provide channel-wise dropout on inputs with 1 spatial dimension, a channel dimension, and an "
+            "optional batch dimension (i.e. 2D or 3D inputs).")
+    return _feature_dropout("dropout1d", input, p, training, inplace, batched=input.dim() == 3)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    check_tensor("dropout2d", "input", input)
+    _check_p(p)
+    if input.dim() not in (3, 4):
+        warnings.warn(
+            f"dropout2d: Received a {input.dim()}-D input to dropout2d, which is deprecated and will result in an "
+            "error in a future release. To retain the behavior and silence this warning, please use dropout "
+            "instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 spatial "
+            "dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).", stacklevel=2)
+    if input.dim() == 3:
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout behavior is "
+            "desired - input is interpreted as shape (N, C, L), where C is the channel dim. This behavior will "
+            "change in a future release to interpret the input as one without a batch dimension, i.e. shape "
+            "(C, H, W). To maintain the 1D channel-wise dropout behavior, please switch to using dropout1d "
+            "instead.", stacklevel=2)
+    # torch treats every rank as batched here (3-D inputs included, see the warning above)
+    return _feature_dropout("dropout2d", input, p, training, inplace, batched=True)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    check_tensor("dropout3d", "input", input)
+    _check_p(p)
+    if input.dim() not in (4, 5):
+        warnings.warn(
+            f"dropout3d: Received a {input.dim()}-D input to dropout3d, which is deprecated and will result in an "
+            "error in a future release. To retain the behavior and silence this warning, please use dropout "
+            "instead. Note that dropout3d exists to provide channel-wise dropout on inputs with 3 spatial "
+            "dimensions, a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).", stacklevel=2)
+    # torch unsqueezes every non-5-D input to a batch of one: channels are then its first dim
+    return _feature_dropout("dropout3d", input, p, training, inplace, batched=input.dim() == 5)
+
+
+def _bias_dim(input, bias):
+    """The dim of input that bias runs along, by torch's broadcasting (aligned from the right): bias must
+    have one dim of input's size there and ones elsewhere, e.g. (D,) for the last dim or (C, 1, 1) for the
+    channels of an NCHW map."""
+    shape = tuple(bias.shape)
+    offset = input.dim() - len(shape)
+    runs = [offset + i for i, size in enumerate(shape) if size != 1]
+    if offset < 0 or len(runs) > 1 or (runs and shape[runs[0] - offset] != input.shape[runs[0]]) or (
+            not runs and input.dim() == 0):
+        raise NotImplementedError(
+            f"fused_dropout: 'bias' of shape {shape} must broadcast along a single dim of input {tuple(input.shape)} "
+            "(e.g. (D,) for the last dim, or (C, 1, 1) for the channels of an NCHW map)")
+    return runs[0] if runs else input.dim() - 1
+
+
+def fused_dropout(input, p=0.5, training=True, *, bias=None, activation=None, residual=None):
+    """residual + dropout(activation(input + bias), p, training) in one pass forward and one backward.
+
+    bias broadcasts along one dim of input (torch's rules); residual has input's shape; activation is a name
+    of the activation family or a torch.nn activation module. Gradients flow to input, bias and residual.
+    """
+    check_tensor("fused_dropout", "input", input)
+    _check_p(p)
+    spec = resolve_activation(activation)
+    _check_dtype("fused_dropout", input)
+    output_dtype = input.dtype
+    if bias is not None:
+        check_tensor("fused_dropout", "bias", bias)
+        _check_dtype("fused_dropout", bias)
+        output_dtype = torch.promote_types(output_dtype, bias.dtype)
+    if residual is not None:
+        check_tensor("fused_dropout", "residual", residual)
+        _check_dtype("fused_dropout", residual)
+        if residual.shape != input.shape:
+            raise ValueError(f"fused_dropout: 'residual' must have input's shape {tuple(input.shape)}, got "
+                             f"{tuple(residual.shape)}")
+        output_dtype = torch.promote_types(output_dtype, residual.dtype)
+    apply_dropout = training and p > 0
+    if not apply_dropout and bias is None and residual is None and spec.name == "identity":
+        return input
+    row_dim = _bias_dim(input, bias) if bias is not None else _innermost_dim(input)
+    plan = DropoutPlan(tuple(input.shape), row_dim, rows_fixed=bias is not None)
+    return FusedDropoutFunction.apply(input, bias, residual, float(p), apply_dropout, plan, spec, output_dtype)
