@@ -7,15 +7,15 @@ dropout and the size of a feature map for channel-wise dropout (key // map_size 
 element (or map) of a call, and every call (the host advances torch's offset past what a call uses), gets
 its own counter.
 
-The host views tensors as (groups, rows, columns) with rows the dim a bias runs along (else the most
-contiguous one); a program owns BLOCK_R rows and walks `tiles_per_program` column tiles, so bias gradients
-are summed in registers and written once per program.
+Tensors are walked as tiles of a (groups, rows, columns) view (tiles.py) with rows the dim a bias runs along
+(else the most contiguous one), so bias gradients are summed in registers and written once per program.
 """
 import triton
 import triton.language as tl
 
 from .activation import IDENTITY, activation_backward_from_input, apply_activation
 from .precision import compute_full, to_compute_dtype
+from .tiles import program_tiles, tile_coordinates, tile_offsets
 
 # Philox counter words c2, c3: a fixed tag keeps these streams apart from torch's own Philox kernels, which
 # put their thread index (a subsequence) there.
@@ -34,26 +34,6 @@ def keep_scale(key, seed, offset, p, scale, map_size):
 
 
 @triton.jit
-def _tile(pid_rows, tile, num_columns, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr):
-    """(group, rows, columns) of column tile `tile` (groups x column blocks, flattened) in row block pid_rows."""
-    column_blocks = tl.cdiv(num_columns, BLOCK_C)
-    if WIDE_INDEX:
-        tile = tl.cast(tile, tl.int64)
-    group = tile // column_blocks
-    rows = pid_rows * BLOCK_R + tl.arange(0, BLOCK_R)
-    columns = (tile % column_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    if WIDE_INDEX:
-        rows = rows.to(tl.int64)
-        columns = columns.to(tl.int64)
-    return group, rows, columns
-
-
-@triton.jit
-def _offsets(group, rows, columns, group_stride, row_stride, column_stride):
-    return group * group_stride + rows[:, None] * row_stride + columns[None, :] * column_stride
-
-
-@triton.jit
 def dropout_forward_kernel(
     input_ptr, residual_ptr, output_ptr, bias_ptr,
     num_groups, num_rows, num_columns, tiles_per_program,
@@ -67,12 +47,11 @@ def dropout_forward_kernel(
 ):
     """output = residual + dropout(activation(input + bias)), each part optional."""
     pid_rows = tl.program_id(0)
-    first_tile = tl.program_id(1) * tiles_per_program
-    last_tile = tl.minimum(first_tile + tiles_per_program, num_groups * tl.cdiv(num_columns, BLOCK_C))
+    first_tile, last_tile = program_tiles(num_groups, num_columns, tiles_per_program, BLOCK_C)
     for tile in range(first_tile, last_tile):
-        group, rows, columns = _tile(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
+        group, rows, columns = tile_coordinates(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
         mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
-        x = tl.load(input_ptr + _offsets(group, rows, columns, input_group_stride, input_row_stride,
+        x = tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
                                          input_column_stride), mask=mask, other=0)
         x = to_compute_dtype(x.to(output_ptr.dtype.element_ty))
         if HAS_BIAS:
@@ -80,13 +59,13 @@ def dropout_forward_kernel(
             x += to_compute_dtype(bias.to(output_ptr.dtype.element_ty))[:, None]
         y = apply_activation(x, ACTIVATION, param_a, param_b)
         if DROPOUT:
-            key = _offsets(group, rows, columns, key_group_stride, key_row_stride, key_column_stride)
+            key = tile_offsets(group, rows, columns, key_group_stride, key_row_stride, key_column_stride)
             y = y * keep_scale(key, seed, offset, p, scale, map_size)
         if HAS_RESIDUAL:
-            residual = tl.load(residual_ptr + _offsets(group, rows, columns, residual_group_stride,
+            residual = tl.load(residual_ptr + tile_offsets(group, rows, columns, residual_group_stride,
                                                        residual_row_stride, residual_column_stride), mask=mask)
             y += to_compute_dtype(residual.to(output_ptr.dtype.element_ty))
-        tl.store(output_ptr + _offsets(group, rows, columns, output_group_stride, output_row_stride,
+        tl.store(output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
                                        output_column_stride), y.to(output_ptr.dtype.element_ty), mask=mask)
 
 
@@ -107,27 +86,26 @@ def dropout_backward_kernel(
     (in the compute dtype)."""
     pid_rows = tl.program_id(0)
     pid_split = tl.program_id(1)
-    first_tile = pid_split * tiles_per_program
-    last_tile = tl.minimum(first_tile + tiles_per_program, num_groups * tl.cdiv(num_columns, BLOCK_C))
+    first_tile, last_tile = program_tiles(num_groups, num_columns, tiles_per_program, BLOCK_C)
     bias_grad = compute_full(0.0, grad_output_ptr, BLOCK_R)
     for tile in range(first_tile, last_tile):
-        group, rows, columns = _tile(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
+        group, rows, columns = tile_coordinates(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
         mask = (rows[:, None] < num_rows) & (columns[None, :] < num_columns)
-        grad = to_compute_dtype(tl.load(grad_output_ptr + _offsets(
+        grad = to_compute_dtype(tl.load(grad_output_ptr + tile_offsets(
             group, rows, columns, grad_output_group_stride, grad_output_row_stride, grad_output_column_stride),
             mask=mask, other=0))
         if DROPOUT:
-            key = _offsets(group, rows, columns, key_group_stride, key_row_stride, key_column_stride)
+            key = tile_offsets(group, rows, columns, key_group_stride, key_row_stride, key_column_stride)
             grad = grad * keep_scale(key, seed, offset, p, scale, map_size)
         if ACTIVATION != IDENTITY:
-            x = tl.load(input_ptr + _offsets(group, rows, columns, input_group_stride, input_row_stride,
+            x = tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
                                              input_column_stride), mask=mask, other=0)
             x = to_compute_dtype(x.to(grad_output_ptr.dtype.element_ty))
             if HAS_BIAS:
                 bias = tl.load(bias_ptr + rows, mask=rows < num_rows, other=0)
                 x += to_compute_dtype(bias.to(grad_output_ptr.dtype.element_ty))[:, None]
             grad = activation_backward_from_input(grad, x, ACTIVATION, param_a, param_b)
-        tl.store(grad_input_ptr + _offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
+        tl.store(grad_input_ptr + tile_offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
                                            grad_input_column_stride), grad.to(grad_input_ptr.dtype.element_ty),
                  mask=mask)
         if BIAS_GRAD:
@@ -135,20 +113,3 @@ def dropout_backward_kernel(
     if BIAS_GRAD:
         rows = pid_rows * BLOCK_R + tl.arange(0, BLOCK_R)
         tl.store(bias_partial_ptr + pid_split * num_rows + rows, bias_grad, mask=rows < num_rows)
-
-
-# Values of a tile held per program: 8 per thread at 8 warps, which also keeps Philox's registers in check.
-TILE = 2048
-
-
-def dropout_launch_config(num_rows, num_columns, rows_contiguous):
-    """(BLOCK_R, BLOCK_C, num_warps): tiles long along whichever of rows / columns is contiguous."""
-    rows_pow2 = triton.next_power_of_2(num_rows)
-    columns_pow2 = triton.next_power_of_2(num_columns)
-    if rows_contiguous:
-        block_r = min(rows_pow2, TILE)
-        block_c = max(1, min(columns_pow2, TILE // block_r))
-    else:
-        block_c = min(columns_pow2, TILE)
-        block_r = max(1, min(rows_pow2, TILE // block_c))
-    return block_r, block_c, max(1, min(8, block_r * block_c // 256))

@@ -10,6 +10,7 @@ import triton
 import triton.language as tl
 
 from .precision import compute_full, to_compute_dtype
+from .tiles import tile_offsets
 
 
 @triton.jit
@@ -29,11 +30,6 @@ def _indices(start, BLOCK: tl.constexpr, WIDE_INDEX: tl.constexpr):
     if WIDE_INDEX:
         indices = indices.to(tl.int64)
     return indices
-
-
-@triton.jit
-def _offsets(group, rows, columns, group_stride, row_stride, column_stride):
-    return group * group_stride + rows[:, None] * row_stride + columns[None, :] * column_stride
 
 
 @triton.jit
@@ -57,7 +53,7 @@ def softmax_forward_kernel(
     if SINGLE_BLOCK:
         rows = _indices(0, BLOCK_R, WIDE_INDEX)
         mask = (rows[:, None] < num_rows) & column_mask
-        x = _load_input(input_ptr + _offsets(group, rows, columns, input_group_stride, input_row_stride,
+        x = _load_input(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
                                              input_column_stride), mask, output_ptr)
         shifted = x - tl.max(x, axis=0)[None, :]
         exp_shifted = tl.exp(shifted)
@@ -66,7 +62,7 @@ def softmax_forward_kernel(
             y = shifted - tl.log(total)[None, :]
         else:
             y = exp_shifted * (1 / total)[None, :]
-        tl.store(output_ptr + _offsets(group, rows, columns, output_group_stride, output_row_stride,
+        tl.store(output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
                                        output_column_stride), y.to(output_ptr.dtype.element_ty), mask=mask)
     else:
         # Online softmax: running max m and sum s of exp(x - m), rescaled when m grows. A column whose
@@ -76,7 +72,7 @@ def softmax_forward_kernel(
         for row_start in range(0, num_rows, BLOCK_R):
             rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
             mask = (rows[:, None] < num_rows) & column_mask
-            x = _load_input(input_ptr + _offsets(group, rows, columns, input_group_stride, input_row_stride,
+            x = _load_input(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
                                                  input_column_stride), mask, output_ptr)
             new_max = tl.maximum(running_max, tl.max(x, axis=0))
             shift = tl.where(new_max == float("-inf"), 0, new_max)
@@ -87,14 +83,14 @@ def softmax_forward_kernel(
         for row_start in range(0, num_rows, BLOCK_R):
             rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
             mask = (rows[:, None] < num_rows) & column_mask
-            x = _load_input(input_ptr + _offsets(group, rows, columns, input_group_stride, input_row_stride,
+            x = _load_input(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
                                                  input_column_stride), mask, output_ptr)
             shifted = x - running_max[None, :]
             if LOG:
                 y = shifted - log_total[None, :]
             else:
                 y = tl.exp(shifted) * inverse_total[None, :]
-            tl.store(output_ptr + _offsets(group, rows, columns, output_group_stride, output_row_stride,
+            tl.store(output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
                                            output_column_stride), y.to(output_ptr.dtype.element_ty), mask=mask)
 
 
@@ -126,15 +122,15 @@ def softmax_backward_kernel(
         rows = _indices(0, BLOCK_R, WIDE_INDEX)
         mask = (rows[:, None] < num_rows) & column_mask
         term, weight, grad = _backward_terms(
-            output_ptr + _offsets(group, rows, columns, output_group_stride, output_row_stride, output_column_stride),
-            grad_output_ptr + _offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
+            output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride, output_column_stride),
+            grad_output_ptr + tile_offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
                                        grad_output_column_stride), mask, LOG)
         total = tl.sum(term, axis=0)
         if LOG:
             grad_x = grad - weight * total[None, :]
         else:
             grad_x = weight * (grad - total[None, :])
-        tl.store(grad_input_ptr + _offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
+        tl.store(grad_input_ptr + tile_offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
                                            grad_input_column_stride), grad_x.to(grad_input_ptr.dtype.element_ty),
                  mask=mask)
     else:
@@ -143,24 +139,24 @@ def softmax_backward_kernel(
             rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
             mask = (rows[:, None] < num_rows) & column_mask
             term, _, _ = _backward_terms(
-                output_ptr + _offsets(group, rows, columns, output_group_stride, output_row_stride,
+                output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
                                       output_column_stride),
-                grad_output_ptr + _offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
+                grad_output_ptr + tile_offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
                                            grad_output_column_stride), mask, LOG)
             total += tl.sum(term, axis=0)
         for row_start in range(0, num_rows, BLOCK_R):
             rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
             mask = (rows[:, None] < num_rows) & column_mask
             _, weight, grad = _backward_terms(
-                output_ptr + _offsets(group, rows, columns, output_group_stride, output_row_stride,
+                output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
                                       output_column_stride),
-                grad_output_ptr + _offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
+                grad_output_ptr + tile_offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
                                            grad_output_column_stride), mask, LOG)
             if LOG:
                 grad_x = grad - weight * total[None, :]
             else:
                 grad_x = weight * (grad - total[None, :])
-            tl.store(grad_input_ptr + _offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
+            tl.store(grad_input_ptr + tile_offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
                                                grad_input_column_stride), grad_x.to(grad_input_ptr.dtype.element_ty),
                      mask=mask)
 

@@ -52,3 +52,11 @@ def check_floating(op_name, name, dtype):
     if dtype not in FLOATING_DTYPES:
         raise NotImplementedError(f"{op_name}: '{name}' has dtype {dtype}; tritonlayers supports "
                                   "torch.float16, torch.bfloat16, torch.float32 and torch.float64")
+
+
+def sm_count(device):
+    """Streaming multiprocessors of a CUDA device; the interpreter runs programs one after another, so CPU
+    launches want few, long programs."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4

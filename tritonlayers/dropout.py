@@ -9,11 +9,12 @@ from typing import NamedTuple
 
 import torch
 
-from ._launch import check_tensor, launch_device
+from ._launch import check_tensor, launch_device, sm_count
 from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
 from ._random import philox_seed_offset
 from .activation import ActivationSpec, resolve_activation
-from .kernels.dropout import dropout_backward_kernel, dropout_forward_kernel, dropout_launch_config
+from .kernels.dropout import dropout_backward_kernel, dropout_forward_kernel
+from .kernels.tiles import split_columns, tile_launch_config
 
 FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -38,12 +39,6 @@ class DropoutPlan(NamedTuple):
         return max(1, torch.Size(self.shape).numel() // self.map_size)
 
 
-def _sm_count(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
-    return 4  # the interpreter runs programs one after another: fewer, longer programs
-
-
 def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False, **constexprs):
     """Run a dropout kernel over `tensors` (of plan.shape, the written one last) and a 1-D bias (or None).
 
@@ -52,13 +47,11 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
     """
     key = torch.empty_strided(plan.shape, plan.key_strides, device="meta")
     num_groups, num_rows, num_columns, strides = reduction_geometry(plan.row_dim, *tensors, key)
-    block_r, block_c, num_warps = dropout_launch_config(num_rows, num_columns, strides[0][1] == 1)
+    block_r, block_c, num_warps = tile_launch_config(num_rows, num_columns, strides[0][1] == 1)
     row_blocks = -(-num_rows // block_r)
-    tiles = num_groups * -(-num_columns // block_c)
     # Programs to fill the device a few times over; column sums for a bias want fewer, longer programs.
-    target = max(1, (2 if bias_grad else 4) * _sm_count(tensors[0].device) // row_blocks)
-    tiles_per_program = max(1, -(-tiles // target), -(-tiles // 65535))
-    splits = -(-tiles // tiles_per_program)
+    tiles_per_program, splits = split_columns(num_groups, num_columns, block_c, row_blocks,
+                                              (2 if bias_grad else 4) * sm_count(tensors[0].device))
     partial_dtype = torch.float64 if tensors[0].dtype == torch.float64 else torch.float32  # the compute dtype
     partial = torch.empty(splits if bias_grad else 0, num_rows, dtype=partial_dtype, device=tensors[0].device)
     pointers = (bias if bias is not None else tensors[0], partial) if kernel is dropout_backward_kernel else (
