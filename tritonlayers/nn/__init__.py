@@ -1,7 +1,9 @@
 """torch.nn modules whose forward runs tritonlayers' kernels; each subclasses its torch.nn twin."""
 from .activation import (ELU, GELU, Hardsigmoid, Hardswish, LeakyReLU, LogSoftmax, Mish, ReLU, ReLU6, Sigmoid, SiLU,
                          Softmax, Softplus, Tanh)
+from .batch_norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, SyncBatchNorm
 from .dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
 
 __all__ = ["ELU", "GELU", "Hardsigmoid", "Hardswish", "LeakyReLU", "LogSoftmax", "Mish", "ReLU", "ReLU6", "Sigmoid",
-           "SiLU", "Softmax", "Softplus", "Tanh", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
+           "SiLU", "Softmax", "Softplus", "Tanh", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+           "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"]

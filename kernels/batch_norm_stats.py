@@ -1,0 +1,107 @@
+"""BatchNorm statistics: per-channel (count, mean, M2) by Welford/Chan merging, and their finalization.
+
+Each tile contributes its exact two-pass (count, mean, M2), merged into running ones with Chan's formula,
+so a channel with mean 1e4 and std 1 keeps its variance in fp32. Partial statistics are laid out
+[parts, 3, channels] (count, mean, M2); the same merge kernel combines the parts of one launch, or the
+ranks of SyncBatchNorm, and finalizes: saved mean and inverse std, running statistics updated in place.
+"""
+import triton
+import triton.language as tl
+
+from .precision import compute_full, to_compute_dtype
+from .tiles import program_tiles, tile_coordinates, tile_offsets
+
+
+@triton.jit
+def tile_welford(x, mask):
+    """Per-row (count, mean, M2) of a [rows, columns] tile, masked-off values ignored."""
+    count = tl.sum(mask.to(x.dtype), axis=1)
+    mean = tl.sum(tl.where(mask, x, 0), axis=1) / tl.maximum(count, 1)
+    centered = tl.where(mask, x - mean[:, None], 0)
+    return count, mean, tl.sum(centered * centered, axis=1)
+
+
+@triton.jit
+def chan_merge(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
+    """Chan et al.'s parallel merge of two (count, mean, M2) summaries."""
+    count = count_a + count_b
+    share_b = tl.where(count > 0, count_b / tl.maximum(count, 1), 0)
+    delta = mean_b - mean_a
+    return count, mean_a + delta * share_b, m2_a + m2_b + delta * delta * count_a * share_b
+
+
+@triton.jit
+def finalize_stats(count, mean, m2, rows, row_mask, mean_ptr, invstd_ptr, running_mean_ptr, running_var_ptr,
+                   momentum, eps, UPDATE_RUNNING: tl.constexpr):
+    """Store the saved mean and inverse std (biased variance) and, if asked, move the running mean and the
+    running unbiased variance toward the batch's by momentum, in place."""
+    invstd = 1 / tl.sqrt(m2 / count + eps)
+    tl.store(mean_ptr + rows, mean.to(mean_ptr.dtype.element_ty), mask=row_mask)
+    tl.store(invstd_ptr + rows, invstd.to(invstd_ptr.dtype.element_ty), mask=row_mask)
+    if UPDATE_RUNNING:
+        running_mean = tl.load(running_mean_ptr + rows, mask=row_mask).to(mean.dtype)
+        running_var = tl.load(running_var_ptr + rows, mask=row_mask).to(mean.dtype)
+        running_mean = (1 - momentum) * running_mean + momentum * mean
+        running_var = (1 - momentum) * running_var + momentum * (m2 / (count - 1))
+        tl.store(running_mean_ptr + rows, running_mean.to(running_mean_ptr.dtype.element_ty), mask=row_mask)
+        tl.store(running_var_ptr + rows, running_var.to(running_var_ptr.dtype.element_ty), mask=row_mask)
+
+
+@triton.jit
+def batch_norm_stats_kernel(
+    input_ptr, partial_ptr, num_groups, num_channels, num_columns, tiles_per_program,
+    input_group_stride, input_row_stride, input_column_stride,
+    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
+):
+    """(count, mean, M2) of BLOCK_R channels over this program's column tiles -> partial[split, :, channels]."""
+    pid_rows = tl.program_id(0)
+    first_tile, last_tile = program_tiles(num_groups, num_columns, tiles_per_program, BLOCK_C)
+    count = compute_full(0.0, input_ptr, BLOCK_R)
+    mean = compute_full(0.0, input_ptr, BLOCK_R)
+    m2 = compute_full(0.0, input_ptr, BLOCK_R)
+    for tile in range(first_tile, last_tile):
+        group, rows, columns = tile_coordinates(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
+        mask = (rows[:, None] < num_channels) & (columns[None, :] < num_columns)
+        x = to_compute_dtype(tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride,
+                                                              input_row_stride, input_column_stride), mask=mask))
+        tile_count, tile_mean, tile_m2 = tile_welford(x, mask)
+        count, mean, m2 = chan_merge(count, mean, m2, tile_count, tile_mean, tile_m2)
+    rows = pid_rows * BLOCK_R + tl.arange(0, BLOCK_R)
+    row_mask = rows < num_channels
+    out = partial_ptr + tl.program_id(1) * 3 * num_channels + rows
+    tl.store(out, count.to(partial_ptr.dtype.element_ty), mask=row_mask)
+    tl.store(out + num_channels, mean.to(partial_ptr.dtype.element_ty), mask=row_mask)
+    tl.store(out + 2 * num_channels, m2.to(partial_ptr.dtype.element_ty), mask=row_mask)
+
+
+@triton.jit
+def batch_norm_merge_kernel(
+    partial_ptr, num_parts, num_channels, merged_ptr, mean_ptr, invstd_ptr, running_mean_ptr, running_var_ptr,
+    momentum, eps, FINALIZE: tl.constexpr, UPDATE_RUNNING: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Merge partial[parts, 3, channels]. FINALIZE: store the saved mean / inverse std (and update the
+    running statistics); else store the merged (count, mean, M2) to merged[3, channels]."""
+    rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    row_mask = rows < num_channels
+    count = compute_full(0.0, partial_ptr, BLOCK)
+    mean = compute_full(0.0, partial_ptr, BLOCK)
+    m2 = compute_full(0.0, partial_ptr, BLOCK)
+    for part in range(0, num_parts):
+        source = partial_ptr + part * 3 * num_channels + rows
+        count, mean, m2 = chan_merge(count, mean, m2, tl.load(source, mask=row_mask, other=0),
+                                     tl.load(source + num_channels, mask=row_mask, other=0),
+                                     tl.load(source + 2 * num_channels, mask=row_mask, other=0))
+    if FINALIZE:
+        finalize_stats(count, mean, m2, rows, row_mask, mean_ptr, invstd_ptr, running_mean_ptr, running_var_ptr,
+                       momentum, eps, UPDATE_RUNNING)
+    else:
+        tl.store(merged_ptr + rows, count, mask=row_mask)
+        tl.store(merged_ptr + num_channels + rows, mean, mask=row_mask)
+        tl.store(merged_ptr + 2 * num_channels + rows, m2, mask=row_mask)
+
+
+MERGE_BLOCK = 128
+
+
+def merge_grid(num_channels):
+    return (triton.cdiv(num_channels, MERGE_BLOCK),)

@@ -1,0 +1,270 @@
+"""BatchNorm: host forward/backward, the autograd Function and the functional entry point, with the fused
+form activation(BN(x) + residual) and the cross-process statistics SyncBatchNorm plugs in.
+
+Training forward: one resident kernel when a channel's N x spatial values fit in registers (one read);
+otherwise a split statistics pass, a tiny merge that finalizes (and updates the running statistics in
+place), and a normalizing pass. Backward mirrors it: one resident kernel, or a reduction pass for the two
+per-channel sums and an input-gradient pass. Saved: the input, the saved mean and inverse std (compute
+dtype, fp32 for half inputs), and for a fused activation either the output (when it determines the
+derivative, e.g. relu) or the residual (to recompute the pre-activation).
+"""
+from typing import Callable, NamedTuple, Optional
+
+import torch
+
+from ._launch import check_tensor, launch_device, sm_count
+from ._layout import needs_wide_index, reduction_geometry
+from .activation import ActivationSpec, resolve_activation
+from .kernels.batch_norm import (batch_norm_backward_input_kernel, batch_norm_backward_reduce_kernel,
+                                 batch_norm_backward_resident_kernel, batch_norm_forward_kernel,
+                                 batch_norm_forward_resident_kernel, resident_config)
+from .kernels.batch_norm_stats import batch_norm_merge_kernel, batch_norm_stats_kernel, merge_grid
+from .kernels.tiles import split_columns, tile_launch_config
+
+FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+class Sync(NamedTuple):
+    """How SyncBatchNorm joins ranks: gather each rank's (count, mean, M2) [3, C] into [world, 3, C], and
+    sum the backward's (sum dz, sum dz * xhat, count) [3, C] over ranks."""
+    gather_stats: Callable
+    all_reduce_sums: Callable
+
+
+def _compute_dtype(tensor):
+    return torch.float64 if tensor.dtype == torch.float64 else torch.float32
+
+
+def _views(tensors):
+    """The (groups, channels, columns) view of same-shaped (N, C, *) tensors, copying to contiguous (with a
+    contiguous stand-in for the written tensor, last) when their layouts do not collapse together.
+    Returns (tensors, geometry)."""
+    geometry = reduction_geometry(1, *tensors)
+    if geometry is None:
+        tensors = (*(t.contiguous() for t in tensors[:-1]),
+                   torch.empty(tensors[-1].shape, dtype=tensors[-1].dtype, device=tensors[-1].device))
+        geometry = reduction_geometry(1, *tensors)
+    return tensors, geometry
+
+
+def _flat_strides(strides):
+    return [s for tensor_strides in strides for s in tensor_strides]
+
+
+def _split_config(geometry, device):
+    num_groups, num_channels, num_columns, strides = geometry
+    block_r, block_c, num_warps = tile_launch_config(num_channels, num_columns, strides[0][1] == 1)
+    row_blocks = -(-num_channels // block_r)
+    tiles_per_program, splits = split_columns(num_groups, num_columns, block_c, row_blocks, 4 * sm_count(device))
+    return dict(block_r=block_r, block_c=block_c, num_warps=num_warps, grid=(row_blocks, splits),
+                tiles_per_program=tiles_per_program, splits=splits)
+
+
+def _resident(geometry, live_tensors, sync):
+    """Resident launch settings when one program can hold its channels' values, else None."""
+    if sync is not None:  # statistics must cross ranks before normalizing
+        return None
+    num_groups, num_channels, num_columns, _ = geometry
+    return resident_config(num_channels, num_groups * num_columns, live_tensors)
+
+
+def batch_norm_forward(input, weight, bias, running_mean, running_var, training, momentum, eps, residual=None,
+                       spec=ActivationSpec("identity"), sync: Optional[Sync] = None, output_dtype=None):
+    """(output, mean, invstd): the statistics used (saved batch ones, or the running buffers in eval)."""
+    output = torch.empty_like(input, dtype=output_dtype or input.dtype)
+    num_channels = input.shape[1]
+    stats_dtype = _compute_dtype(input)
+    if not training:
+        mean, invstd = running_mean, running_var
+    else:
+        mean = torch.empty(num_channels, dtype=stats_dtype, device=input.device)
+        invstd = torch.empty_like(mean)
+    if input.numel() == 0:
+        return output, mean, invstd
+    update_running = training and running_mean is not None
+    residual_or_input = residual if residual is not None else input
+    (x, res, out), geometry = _views((input, residual_or_input, output))
+    num_groups, _, num_columns, strides = geometry
+    common = dict(HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, HAS_RESIDUAL=residual is not None,
+                  ACTIVATION=spec.kernel_id)
+    dummy = mean
+    weight_, bias_ = (weight if weight is not None else dummy), (bias if bias is not None else dummy)
+    running = (running_mean if update_running else dummy, running_var if update_running else dummy)
+    with launch_device("batch_norm", input, weight, bias, residual, running_mean, running_var):
+        resident = _resident(geometry, 2 if residual is not None else 1, sync) if training else None
+        if resident is not None:
+            block_r, block_j, num_warps = resident
+            batch_norm_forward_resident_kernel[(-(-num_channels // block_r),)](
+                x, res, out, mean, invstd, weight_, bias_, *running, num_channels, num_columns,
+                num_groups * num_columns, *_flat_strides(strides), momentum, eps, spec.param_a, spec.param_b,
+                UPDATE_RUNNING=update_running, BLOCK_R=block_r, BLOCK_J=block_j, num_warps=num_warps, **common)
+        else:
+            config = _split_config(geometry, input.device)
+            wide = needs_wide_index(x, res, out)
+            if training:
+                partial = torch.empty(config["splits"], 3, num_channels, dtype=stats_dtype, device=input.device)
+                batch_norm_stats_kernel[config["grid"]](
+                    x, partial, num_groups, num_channels, num_columns, config["tiles_per_program"], *strides[0],
+                    BLOCK_R=config["block_r"], BLOCK_C=config["block_c"], WIDE_INDEX=wide,
+                    num_warps=config["num_warps"])
+                if sync is not None:
+                    partial = sync.gather_stats(_merge(partial, num_channels))
+                batch_norm_merge_kernel[merge_grid(num_channels)](
+                    partial, partial.shape[0], num_channels, partial, mean, invstd, *running, momentum, eps,
+                    FINALIZE=True, UPDATE_RUNNING=update_running, BLOCK=128)
+            batch_norm_forward_kernel[config["grid"]](
+                x, res, out, mean, invstd, weight_, bias_, num_groups, num_channels, num_columns,
+                config["tiles_per_program"], *_flat_strides(strides), eps, spec.param_a, spec.param_b,
+                USE_RUNNING=not training, BLOCK_R=config["block_r"], BLOCK_C=config["block_c"], WIDE_INDEX=wide,
+                num_warps=config["num_warps"], **common)
+    if out.data_ptr() != output.data_ptr():
+        output.copy_(out)
+    return output, mean, invstd
+
+
+def _merge(partial, num_channels):
+    """Merge partial [parts, 3, C] statistics into one [3, C] (count, mean, M2)."""
+    merged = torch.empty(3, num_channels, dtype=partial.dtype, device=partial.device)
+    batch_norm_merge_kernel[merge_grid(num_channels)](
+        partial, partial.shape[0], num_channels, merged, merged, merged, merged, merged, 0.0, 0.0,
+        FINALIZE=False, UPDATE_RUNNING=False, BLOCK=128)
+    return merged
+
+
+def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, training, eps, spec, saved_is_output,
+                        has_residual, needs, sync: Optional[Sync] = None, residual_dtype=None):
+    """(grad_input, grad_weight, grad_bias, grad_residual), each None unless `needs` (four booleans) asks.
+    saved: the output (saved_is_output) or the residual, read only for a fused activation."""
+    needs_input, needs_weight, needs_bias, needs_residual = needs
+    num_channels = input.shape[1]
+    grad_input = torch.empty_like(input) if needs_input or needs_residual else None
+    grad_residual = torch.empty_like(input, dtype=residual_dtype) if needs_residual else None
+    sums_dtype = _compute_dtype(input)
+    sums = local_sums = None
+    if input.numel() == 0:
+        sums = torch.zeros(3, num_channels, dtype=sums_dtype, device=input.device)
+        return _param_grads(grad_input, grad_residual, sums, weight, bias, needs)
+    reads_saved = spec.name != "identity" and (saved_is_output or has_residual)
+    saved_or_input = saved if reads_saved else input
+    gi_or_go = grad_input if grad_input is not None else grad_output
+    gr_or_go = grad_residual if grad_residual is not None else grad_output
+    (go, x, sv, gi, gr), geometry = _views((grad_output, input, saved_or_input, gi_or_go, gr_or_go))
+    num_groups, _, num_columns, strides = geometry
+    dummy = mean
+    weight_, bias_ = (weight if weight is not None else dummy), (bias if bias is not None else dummy)
+    common = dict(HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, HAS_RESIDUAL=has_residual,
+                  SAVED_IS_OUTPUT=saved_is_output, ACTIVATION=spec.kernel_id)
+    with launch_device("batch_norm", grad_output, input, weight):
+        resident = _resident(geometry, 3 if reads_saved else 2, sync) if training and grad_input is not None else None
+        if resident is not None:
+            block_r, block_j, num_warps = resident
+            sums = torch.empty(3, num_channels, dtype=sums_dtype, device=input.device)
+            batch_norm_backward_resident_kernel[(-(-num_channels // block_r),)](
+                go, x, sv, gi, gr, mean, invstd, weight_, bias_, sums, num_channels, num_columns,
+                num_groups * num_columns, *_flat_strides(strides), spec.param_a, spec.param_b,
+                GRAD_RESIDUAL=needs_residual, BLOCK_R=block_r, BLOCK_J=block_j, num_warps=num_warps, **common)
+        else:
+            config = _split_config(geometry, input.device)
+            wide = needs_wide_index(go, x, sv, gi, gr)
+            launch = dict(BLOCK_R=config["block_r"], BLOCK_C=config["block_c"], WIDE_INDEX=wide,
+                          num_warps=config["num_warps"], USE_RUNNING=not training, **common)
+            if training or needs_weight or needs_bias:
+                partial = torch.empty(config["splits"], 3, num_channels, dtype=sums_dtype, device=input.device)
+                batch_norm_backward_reduce_kernel[config["grid"]](
+                    go, x, sv, mean, invstd, weight_, bias_, partial, num_groups, num_channels, num_columns,
+                    config["tiles_per_program"], *_flat_strides(strides[:3]), eps, spec.param_a, spec.param_b,
+                    **launch)
+                sums = local_sums = partial.sum(0)
+                if sync is not None and grad_input is not None:
+                    # weight and bias gradients stay per rank, as torch's (DDP then averages them over ranks)
+                    sums = sync.all_reduce_sums(local_sums.clone())
+            if grad_input is not None:
+                batch_norm_backward_input_kernel[config["grid"]](
+                    go, x, sv, gi, gr, mean, invstd, weight_, bias_, sums if sums is not None else mean,
+                    num_groups, num_channels, num_columns, config["tiles_per_program"], *_flat_strides(strides), eps,
+                    spec.param_a, spec.param_b, TRAINING=training, GRAD_RESIDUAL=needs_residual, **launch)
+        if resident is not None:
+            local_sums = sums
+    if grad_input is not None and gi.data_ptr() != grad_input.data_ptr():
+        grad_input.copy_(gi)
+    if grad_residual is not None and gr.data_ptr() != grad_residual.data_ptr():
+        grad_residual.copy_(gr)
+    return _param_grads(grad_input if needs_input else None, grad_residual, local_sums, weight, bias, needs)
+
+
+def _param_grads(grad_input, grad_residual, sums, weight, bias, needs):
+    _, needs_weight, needs_bias, _ = needs
+    grad_weight = sums[1].to(weight.dtype) if needs_weight else None
+    grad_bias = sums[0].to(bias.dtype) if needs_bias else None
+    return grad_input, grad_weight, grad_bias, grad_residual
+
+
+class BatchNormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, weight, bias, residual, running_mean, running_var, training, momentum, eps, spec, sync,
+                output_dtype):
+        output, mean, invstd = batch_norm_forward(input, weight, bias, running_mean, running_var, training,
+                                                  momentum, eps, residual, spec, sync, output_dtype)
+        ctx.saved_is_output = spec.name != "identity" and spec.output_determines_gradient
+        saved = output if ctx.saved_is_output else residual if spec.name != "identity" else None
+        ctx.save_for_backward(input, weight, bias, mean, invstd, saved)
+        ctx.training, ctx.eps, ctx.spec, ctx.sync = training, eps, spec, sync
+        ctx.has_residual = residual is not None
+        ctx.residual_dtype = residual.dtype if residual is not None else None
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, weight, bias, mean, invstd, saved = ctx.saved_tensors
+        needs = tuple(ctx.needs_input_grad[:4])
+        grads = batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, ctx.training, ctx.eps,
+                                    ctx.spec, ctx.saved_is_output, ctx.has_residual, needs, ctx.sync,
+                                    ctx.residual_dtype)
+        return (*grads, None, None, None, None, None, None, None, None)
+
+
+def _check_channels(name, tensor, num_channels):
+    if tensor is not None and tensor.numel() != num_channels:
+        raise RuntimeError(f"{name} should contain {num_channels} elements not {tensor.numel()}")
+
+
+def check_batch_norm_args(input, running_mean, running_var, weight, bias, training, momentum, residual):
+    """torch's checks, in torch's order and with its exception types, before anything is launched."""
+    check_tensor("batch_norm", "input", input)
+    if training:
+        size = input.size()
+        size_prods = size[0] if size else 1
+        for i in range(len(size) - 2):
+            size_prods *= size[i + 2]
+        if size_prods == 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {size}")
+    if not isinstance(momentum, (int, float)) or isinstance(momentum, bool):
+        raise TypeError(f"batch_norm(): argument 'momentum' must be float, not {type(momentum).__name__}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must either both be None or neither be None")
+    if not training and running_mean is None:
+        raise RuntimeError("running_mean must be defined in evaluation mode")
+    num_channels = input.shape[1] if input.dim() > 1 else 0
+    for name, tensor in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                         ("running_var", running_var)):
+        _check_channels(name, tensor, num_channels)
+    if input.dim() < 2:
+        raise RuntimeError(f"batch_norm: 'input' must have a batch and a channel dim, got shape {tuple(input.shape)}")
+    for name, tensor in (("input", input), ("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                         ("running_var", running_var), ("residual", residual)):
+        if tensor is not None and tensor.dtype not in FLOATING:
+            raise NotImplementedError(f"batch_norm: '{name}' has dtype {tensor.dtype}; tritonlayers supports "
+                                      "torch.float16, torch.bfloat16, torch.float32 and torch.float64")
+    if residual is not None and residual.shape != input.shape:
+        raise ValueError(f"batch_norm: 'residual' must have input's shape {tuple(input.shape)}, got "
+                         f"{tuple(residual.shape)}")
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-05,
+               *, activation=None, residual=None, _sync=None):
+    """F.batch_norm, plus keyword-only fusion: activation(BN(input) + residual) in one pass each way."""
+    check_batch_norm_args(input, running_mean, running_var, weight, bias, training, momentum, residual)
+    spec = resolve_activation(activation)
+    output_dtype = torch.promote_types(input.dtype, residual.dtype) if residual is not None else input.dtype
+    return BatchNormFunction.apply(input, weight, bias, residual, running_mean, running_var, bool(training),
+                                   float(momentum), float(eps), spec, _sync, output_dtype)
