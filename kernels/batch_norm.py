@@ -323,14 +323,20 @@ def batch_norm_backward_resident_kernel(
 
 # A resident program holds at most this many values per tensor in registers.
 RESIDENT_TILE = 8192
+# With channels contiguous (channels_last), a resident program reads runs of BLOCK_R channels: fewer than
+# this many make short, poorly coalesced runs, and the split kernels' wide channel tiles win.
+MIN_CONTIGUOUS_CHANNELS = 16
 
 
-def resident_config(num_channels, total, live_tensors):
+def resident_config(num_channels, total, live_tensors, channels_contiguous):
     """(BLOCK_R, BLOCK_J, num_warps) for holding all `total` values of BLOCK_R channels in registers, or
-    None when one channel's values do not fit."""
+    None when they do not fit."""
     block_j = triton.next_power_of_2(total)
     budget = RESIDENT_TILE // live_tensors
+    budget = triton.next_power_of_2(budget + 1) // 2  # the power of two at or below: block sizes must be
     if block_j > budget:
         return None
     block_r = max(1, min(triton.next_power_of_2(num_channels), budget // block_j))
+    if channels_contiguous and block_r < min(MIN_CONTIGUOUS_CHANNELS, num_channels):
+        return None
     return block_r, block_j, max(1, min(8, block_r * block_j // 256))

@@ -2,11 +2,10 @@
 
 Benchmarks every implemented op against eager torch and torch.compile on the same GPU in the same run, and
 writes results.json, report.md and PNG plots. Without a GPU it stops, except --dry-run, which runs the
-whole pipeline on tiny shapes through Triton's interpreter.
+whole pipeline on tiny shapes (through Triton's interpreter on a machine without a GPU).
 """
 import argparse
 import datetime
-import os
 import sys
 from pathlib import Path
 
@@ -24,8 +23,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.dry_run:
-        os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
-        device = torch.device("cpu")
+        # tiny shapes; through the interpreter when there is no GPU (set before triton is imported)
+        from .env import use_interpreter_without_cuda
+        device = use_interpreter_without_cuda()
     elif torch.cuda.is_available():
         device = torch.device("cuda")
     else:

@@ -52,7 +52,8 @@ def markdown(rows, identity, copy_gbps, dry_run):
              "- peak MiB: device memory one forward+backward allocates beyond what existed before it",
              ""]
     if dry_run:
-        lines += ["**Dry run on the CPU through Triton's interpreter: the times say nothing about GPU speed.**", ""]
+        lines += ["**Dry run on tiny shapes (on a CPU, through Triton's interpreter): the times say nothing about "
+                  "GPU speed.**", ""]
     summary = defaultdict(lambda: {"eager": [], "compile": []})
     for op in sorted({key[0] for key in groups}):
         lines += [f"## {op}", "",
@@ -93,7 +94,8 @@ def plot(rows, out_dir):
         print("matplotlib is not installed: no plots (pip install -e '.[perf]')")
         return []
     written = []
-    families = {"softmax": ("softmax", "log_softmax"), "dropout": ("dropout", "dropout2d", "fused_dropout")}
+    families = {"softmax": ("softmax", "log_softmax"), "dropout": ("dropout", "dropout2d", "fused_dropout"),
+                "batch_norm": ("batch_norm", "batch_norm_add_relu")}
     by_family = defaultdict(list)
     for row in rows:
         family = next((name for name, ops in families.items() if row["op"] in ops), "activation")

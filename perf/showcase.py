@@ -38,7 +38,10 @@ class Op:
 
 
 def _fixed(shape, seed):
-    return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
+    """Fixed extra inputs in [-1, 1), rounded through bf16 so every dtype holds them exactly and the fp64
+    reference sees the very values the kernels do."""
+    values = torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
+    return values.to(torch.bfloat16).to(torch.float64)
 
 
 def _ops():
@@ -57,6 +60,23 @@ def _ops():
 
     ops.append(Op("fused_dropout", fused, fused_eager, mask="dropout",
                   reference=lambda x64, mask: residual + F.gelu(x64 + bias) * mask))
+    weight, shift = _fixed((SHAPE[1],), 3).add(1.5).to(DEVICE), _fixed((SHAPE[1],), 4).to(DEVICE)
+
+    def bn(module, x, add_relu):
+        """Training-mode BatchNorm, optionally fused with add + relu: fresh running buffers each call, and
+        parameters and statistics in fp32 for half inputs, as under autocast."""
+        param_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        running = (torch.zeros(SHAPE[1], device=x.device, dtype=param_dtype),
+                   torch.ones(SHAPE[1], device=x.device, dtype=param_dtype))
+        args = (x, *running, weight.to(param_dtype), shift.to(param_dtype), True)
+        if module is TF:
+            return TF.batch_norm(*args, activation="relu" if add_relu else None,
+                                 residual=residual.to(x.dtype) if add_relu else None)
+        y = F.batch_norm(*args)
+        return F.relu(y + residual.to(x.dtype)) if add_relu else y
+
+    ops += [Op("batch_norm", lambda x: bn(TF, x, False), lambda x: bn(F, x, False)),
+            Op("bn_add_relu", lambda x: bn(TF, x, True), lambda x: bn(F, x, True))]
     return ops
 
 

@@ -25,7 +25,10 @@ def bench(setup, device, nbytes):
             samples.append((time.perf_counter() - start) * 1e3)
         return statistics.median(samples), "wall-clock"
     if nbytes < CUDA_GRAPH_BELOW_BYTES:
-        return _bench_cuda_graph(setup), "cuda-graph"
+        try:
+            return _bench_cuda_graph(setup), "cuda-graph"
+        except NotImplementedError:  # an op that refuses capture (tritonlayers' dropout): plain launches
+            torch.cuda.synchronize()
     import triton.testing
     return triton.testing.do_bench(setup(), warmup=25, rep=100, return_mode="median"), "do_bench"
 

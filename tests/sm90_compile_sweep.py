@@ -100,6 +100,39 @@ def _fused(F, x, bias, activation, residual=True, training=True):
     torch.autograd.grad(y, leaves, torch.empty_like(y))
 
 
+def _batch_norm(F, x, training, activation, residual, param_dtype, affine=True, running=True):
+    channels = x.shape[1]
+    leaves = [x.detach().requires_grad_()]
+    weight = bias = None
+    if affine:
+        weight, bias = (torch.empty(channels, dtype=param_dtype).requires_grad_() for _ in range(2))
+        leaves += [weight, bias]
+    res = torch.empty_like(x).requires_grad_() if residual else None
+    if res is not None:
+        leaves.append(res)
+    stats = (torch.zeros(channels, dtype=param_dtype), torch.ones(channels, dtype=param_dtype)) if running else \
+        (None, None)
+    y = F.batch_norm(leaves[0], *stats, weight, bias, training, activation=activation, residual=res)
+    torch.autograd.grad(y, leaves, torch.empty_like(y))
+
+
+def sweep_batch_norm(F, dtypes):
+    from tritonlayers.batch_norm import _merge
+    for dtype in dtypes:
+        param_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        variants = [(None, False), ("relu", True), ("gelu", True)] if dtype in (torch.float32, torch.bfloat16) \
+            else [(None, False)]
+        for shape in ((2, 16, 6, 6), (2, 16, 70, 70)):  # resident, split
+            for layout in (torch.contiguous_format, torch.channels_last):
+                x = torch.empty(shape, dtype=dtype).contiguous(memory_format=layout)
+                for training in (True, False):
+                    for activation, residual in variants:
+                        _batch_norm(F, x, training, activation, residual, param_dtype)
+        _batch_norm(F, torch.empty(2, 16, 70, 70, dtype=dtype), True, None, False, param_dtype, affine=False,
+                    running=False)
+        _merge(torch.empty(2, 3, 16, dtype=param_dtype), 16)  # SyncBatchNorm's rank merge
+
+
 def sweep(F, dtypes):
     for dtype in dtypes:
         dense = torch.empty(64, 33, dtype=dtype)
@@ -133,9 +166,11 @@ def main():
     import tritonlayers.functional as F
     launch.KERNELS_INTERPRETED = True  # let CPU tensors through: nothing is launched
     sweep(F, DTYPES)
+    sweep_batch_norm(F, DTYPES)
     import tritonlayers._layout as layout
     layout.WIDE_INDEX_THRESHOLD = 0  # the int64 index variants, taken past 2**31 elements
     sweep(F, [torch.float32, torch.bfloat16])
+    sweep_batch_norm(F, [torch.bfloat16])
     print(f"compiled {len(compiled)} launches for sm_90: " + ", ".join(sorted(set(compiled))))
     for variant, usage in spilled.items():
         print(f"spills: {variant}: {usage}")

@@ -36,7 +36,8 @@ def initial_parameters():
 
 def main(rank, world_size, init_file, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    device = torch.device("cuda", rank) if torch.cuda.is_available() else torch.device("cpu")
+    # gloo on one device for every rank: the CPU (interpreter), or the one GPU a test machine has
+    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     module = tnn.SyncBatchNorm(SHAPE[1], activation="relu").to(device)
     weight, bias = initial_parameters()
     with torch.no_grad():

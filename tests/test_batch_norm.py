@@ -168,6 +168,13 @@ def test_fused_activation_and_residual(activation, with_residual, path, training
            with_residual=with_residual)
 
 
+def test_fused_resident_with_many_channels():
+    # 21 channels with relu + residual: three live tensors in the resident backward, a non-power-of-two share
+    x = make_input((3, 21, 7, 9), torch.float32)
+    assert _path(x) == "resident"
+    _check((3, 21, 7, 9), "channels_last", torch.float32, activation="relu", with_residual=True)
+
+
 @pytest.mark.parametrize("activation,saved", [(None, None), ("relu", "output"), ("gelu", "residual")])
 def test_saves_the_cheapest_thing(activation, saved):
     x = make_input((4, 3, 5, 5), torch.float16, requires_grad=True)

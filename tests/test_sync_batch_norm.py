@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import tritonlayers.nn as tnn
-from helpers import assert_close
+from helpers import DEVICE, assert_close
 
 WORKER = Path(__file__).with_name("sync_batch_norm_worker.py")
 sys.path.insert(0, str(WORKER.parent))
@@ -58,8 +58,8 @@ def test_convert_sync_batchnorm_keeps_parameters_buffers_and_activation():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4),
                                 torch.nn.Sequential(tnn.BatchNorm2d(4, activation="relu")))
     model[1].running_mean.fill_(0.5)
-    model.eval()
-    x = torch.randn(2, 3, 5, 5)
+    model.eval().to(DEVICE)
+    x = torch.randn(2, 3, 5, 5, device=DEVICE)
     expected = model(x)
     converted = tnn.SyncBatchNorm.convert_sync_batchnorm(model)
     assert isinstance(converted[1], tnn.SyncBatchNorm) and isinstance(converted[1], torch.nn.SyncBatchNorm)

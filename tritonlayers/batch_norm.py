@@ -64,8 +64,8 @@ def _resident(geometry, live_tensors, sync):
     """Resident launch settings when one program can hold its channels' values, else None."""
     if sync is not None:  # statistics must cross ranks before normalizing
         return None
-    num_groups, num_channels, num_columns, _ = geometry
-    return resident_config(num_channels, num_groups * num_columns, live_tensors)
+    num_groups, num_channels, num_columns, strides = geometry
+    return resident_config(num_channels, num_groups * num_columns, live_tensors, strides[0][1] == 1)
 
 
 def batch_norm_forward(input, weight, bias, running_mean, running_var, training, momentum, eps, residual=None,

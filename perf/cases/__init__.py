@@ -47,9 +47,9 @@ class Case:
 
 
 def all_cases(profile):
-    from . import activation, dropout, softmax
+    from . import activation, batch_norm, dropout, softmax
     assert profile in PROFILES, profile
-    return [*activation.cases(profile), *softmax.cases(profile), *dropout.cases(profile)]
+    return [*activation.cases(profile), *softmax.cases(profile), *dropout.cases(profile), *batch_norm.cases(profile)]
 
 
 def select(cases, ops):

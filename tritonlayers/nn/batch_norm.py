@@ -58,10 +58,14 @@ class BatchNorm3d(_FusedBatchNorm, torch.nn.BatchNorm3d):
 
 def _process_group_sync(process_group, world_size):
     """Sync over a torch.distributed process group (NCCL on GPUs, gloo on CPUs)."""
+    rank = dist.get_rank(process_group)
+
     def gather_stats(local):
-        gathered = [torch.empty_like(local) for _ in range(world_size)]
-        dist.all_gather(gathered, local.contiguous(), group=process_group)
-        return torch.stack(gathered)
+        # an all_reduce of one slot per rank: gloo cannot all_gather CUDA tensors, and every backend reduces
+        gathered = torch.zeros(world_size, *local.shape, dtype=local.dtype, device=local.device)
+        gathered[rank] = local
+        dist.all_reduce(gathered, group=process_group)
+        return gathered
 
     def all_reduce_sums(sums):
         sums = sums.contiguous()
