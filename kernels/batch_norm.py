@@ -74,6 +74,21 @@ def pre_activation_grad(grad, xhat, weight, bias, saved, ACTIVATION: tl.constexp
 
 
 @triton.jit
+def tile_dz(grad_pointers, input_pointers, saved_pointers, mask, mean, invstd, weight, bias, ACTIVATION: tl.constexpr,
+            SAVED_IS_OUTPUT: tl.constexpr, HAS_RESIDUAL: tl.constexpr, param_a, param_b):
+    """(xhat, dz) of a backward tile: the normalized input and the gradient before the activation (0 where
+    masked). The saved tensor is read only when the activation needs it."""
+    grad = to_compute_dtype(tl.load(grad_pointers, mask=mask, other=0))
+    xhat = (to_compute_dtype(tl.load(input_pointers, mask=mask, other=0)) - mean[:, None]) * invstd[:, None]
+    saved = grad
+    if ACTIVATION != IDENTITY and (SAVED_IS_OUTPUT or HAS_RESIDUAL):
+        saved = to_compute_dtype(tl.load(saved_pointers, mask=mask, other=0))
+    dz = pre_activation_grad(grad, xhat, weight, bias, saved, ACTIVATION, SAVED_IS_OUTPUT, HAS_RESIDUAL, param_a,
+                             param_b)
+    return xhat, tl.where(mask, dz, 0)
+
+
+@triton.jit
 def batch_norm_forward_kernel(
     input_ptr, residual_ptr, output_ptr, mean_ptr, invstd_ptr, weight_ptr, bias_ptr,
     num_groups, num_channels, num_columns, tiles_per_program,
@@ -178,20 +193,12 @@ def batch_norm_backward_reduce_kernel(
     for tile in range(first_tile, last_tile):
         group, rows, columns = tile_coordinates(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
         mask = (rows[:, None] < num_channels) & (columns[None, :] < num_columns)
-        grad = to_compute_dtype(tl.load(grad_output_ptr + tile_offsets(
-            group, rows, columns, grad_output_group_stride, grad_output_row_stride, grad_output_column_stride),
-            mask=mask, other=0))
-        x = to_compute_dtype(tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride,
-                                                              input_row_stride, input_column_stride), mask=mask,
-                                     other=0))
-        xhat = (x - mean[:, None]) * invstd[:, None]
-        saved = grad
-        if ACTIVATION != IDENTITY and (SAVED_IS_OUTPUT or HAS_RESIDUAL):
-            saved = to_compute_dtype(tl.load(saved_ptr + tile_offsets(
-                group, rows, columns, saved_group_stride, saved_row_stride, saved_column_stride), mask=mask,
-                other=0))
-        dz = tl.where(mask, pre_activation_grad(grad, xhat, weight, bias, saved, ACTIVATION, SAVED_IS_OUTPUT,
-                                                HAS_RESIDUAL, param_a, param_b), 0)
+        xhat, dz = tile_dz(
+            grad_output_ptr + tile_offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
+                                           grad_output_column_stride),
+            input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride, input_column_stride),
+            saved_ptr + tile_offsets(group, rows, columns, saved_group_stride, saved_row_stride, saved_column_stride),
+            mask, mean, invstd, weight, bias, ACTIVATION, SAVED_IS_OUTPUT, HAS_RESIDUAL, param_a, param_b)
         sum_dz += tl.sum(dz, axis=1)
         sum_dz_xhat += tl.sum(dz * xhat, axis=1)
         count += tl.sum(mask.to(count.dtype), axis=1)
@@ -251,20 +258,12 @@ def batch_norm_backward_input_kernel(
     for tile in range(first_tile, last_tile):
         group, rows, columns = tile_coordinates(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
         mask = (rows[:, None] < num_channels) & (columns[None, :] < num_columns)
-        grad = to_compute_dtype(tl.load(grad_output_ptr + tile_offsets(
-            group, rows, columns, grad_output_group_stride, grad_output_row_stride, grad_output_column_stride),
-            mask=mask, other=0))
-        x = to_compute_dtype(tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride,
-                                                              input_row_stride, input_column_stride), mask=mask,
-                                     other=0))
-        xhat = (x - mean[:, None]) * invstd[:, None]
-        saved = grad
-        if ACTIVATION != IDENTITY and (SAVED_IS_OUTPUT or HAS_RESIDUAL):
-            saved = to_compute_dtype(tl.load(saved_ptr + tile_offsets(
-                group, rows, columns, saved_group_stride, saved_row_stride, saved_column_stride), mask=mask,
-                other=0))
-        dz = pre_activation_grad(grad, xhat, weight, bias, saved, ACTIVATION, SAVED_IS_OUTPUT, HAS_RESIDUAL,
-                                 param_a, param_b)
+        xhat, dz = tile_dz(
+            grad_output_ptr + tile_offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
+                                           grad_output_column_stride),
+            input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride, input_column_stride),
+            saved_ptr + tile_offsets(group, rows, columns, saved_group_stride, saved_row_stride, saved_column_stride),
+            mask, mean, invstd, weight, bias, ACTIVATION, SAVED_IS_OUTPUT, HAS_RESIDUAL, param_a, param_b)
         if GRAD_RESIDUAL:
             tl.store(grad_residual_ptr + tile_offsets(group, rows, columns, grad_residual_group_stride,
                                                       grad_residual_row_stride, grad_residual_column_stride),
@@ -298,15 +297,10 @@ def batch_norm_backward_resident_kernel(
     row_mask = rows < num_channels
     mean, invstd, weight, bias = channel_parameters(rows, row_mask, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, 0.0,
                                                     input_ptr, False, HAS_WEIGHT, HAS_BIAS, BLOCK_R)
-    grad = to_compute_dtype(tl.load(grad_output_ptr + go_offsets, mask=mask, other=0))
-    xhat = (to_compute_dtype(tl.load(input_ptr + x_offsets, mask=mask, other=0)) - mean[:, None]) * invstd[:, None]
-    saved = grad
-    if ACTIVATION != IDENTITY and (SAVED_IS_OUTPUT or HAS_RESIDUAL):
-        _, _, saved_offsets = _resident_tile(pid_rows, num_channels, num_columns, total, saved_group_stride,
-                                             saved_row_stride, saved_column_stride, BLOCK_R, BLOCK_J)
-        saved = to_compute_dtype(tl.load(saved_ptr + saved_offsets, mask=mask, other=0))
-    dz = tl.where(mask, pre_activation_grad(grad, xhat, weight, bias, saved, ACTIVATION, SAVED_IS_OUTPUT,
-                                            HAS_RESIDUAL, param_a, param_b), 0)
+    _, _, saved_offsets = _resident_tile(pid_rows, num_channels, num_columns, total, saved_group_stride,
+                                         saved_row_stride, saved_column_stride, BLOCK_R, BLOCK_J)
+    xhat, dz = tile_dz(grad_output_ptr + go_offsets, input_ptr + x_offsets, saved_ptr + saved_offsets, mask, mean,
+                       invstd, weight, bias, ACTIVATION, SAVED_IS_OUTPUT, HAS_RESIDUAL, param_a, param_b)
     sum_dz = tl.sum(dz, axis=1)
     sum_dz_xhat = tl.sum(dz * xhat, axis=1)
     count = tl.sum(mask.to(dz.dtype), axis=1)

@@ -81,3 +81,12 @@ def wide_index(monkeypatch):
     """Force the int64 index path (taken for real only past 2**31 elements, too big for CPU tests)."""
     import tritonlayers._layout
     monkeypatch.setattr(tritonlayers._layout, "WIDE_INDEX_THRESHOLD", 0)
+
+
+def activate(z, activation):
+    """torch's activation by a tritonlayers `activation=` value: None, a torch.nn.functional name or a module."""
+    if activation is None:
+        return z
+    if isinstance(activation, torch.nn.Module):
+        return activation(z)
+    return getattr(torch.nn.functional, activation)(z)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 import tritonlayers.functional as TF
 import tritonlayers.nn as tnn
-from helpers import DEVICE, assert_close, gradcheck, make_input
+from helpers import DEVICE, activate, assert_close, gradcheck, make_input
 from tritonlayers import batch_norm as bn_host
 from tritonlayers.kernels import batch_norm as bn_kernels
 
@@ -29,14 +29,6 @@ def _params(num_channels, dtype, affine=True):
     weight = make_input((num_channels,), dtype, low=0.5, high=1.5, requires_grad=True)
     bias = make_input((num_channels,), dtype, low=-1, high=1, requires_grad=True)
     return weight, bias
-
-
-def _activate(z, activation):
-    if activation is None:
-        return z
-    if isinstance(activation, torch.nn.Module):
-        return activation(z)
-    return getattr(F, activation)(z)
 
 
 def _check(shape, layout, dtype, training=True, param_dtype=None, affine=True, running=True, momentum=0.1,
@@ -65,7 +57,7 @@ def _check(shape, layout, dtype, training=True, param_dtype=None, affine=True, r
     w64, b64 = (leaves64[1], leaves64[2]) if affine else (None, None)
     r64 = leaves64[-1] if with_residual else None
     z = F.batch_norm(x64, *ref_running, w64, b64, training, momentum, eps)
-    expected = _activate(z + r64 if with_residual else z, activation)
+    expected = activate(z + r64 if with_residual else z, activation)
     expected_grads = torch.autograd.grad(expected, leaves64, grad_output.double())
 
     assert y.dtype == dtype and y.shape == x.shape
@@ -151,9 +143,10 @@ def test_every_momentum_torch_accepts(momentum):
     _check((4, 3, 5), "contiguous", torch.float32, momentum=momentum)
 
 
-@pytest.mark.parametrize("affine,running", [(False, True), (True, False), (False, False)])
-def test_without_affine_or_running_statistics(affine, running):
-    _check((4, 3, 5), "contiguous", torch.float32, affine=affine, running=running)
+@pytest.mark.parametrize("affine,running,training", [(False, True, True), (True, False, True), (False, False, True),
+                                                     (False, True, False)])
+def test_without_affine_or_running_statistics(affine, running, training):
+    _check((4, 3, 5), "contiguous", torch.float32, training, affine=affine, running=running)
 
 
 @pytest.mark.parametrize("with_residual", [True, False], ids=["residual", "no-residual"])
@@ -290,6 +283,15 @@ def test_errors_match_torch_and_leave_running_statistics_alone():
             call()
     assert torch.equal(running_mean, torch.zeros(3, device=DEVICE))
     assert torch.equal(running_var, torch.ones(3, device=DEVICE))
+
+
+def test_failing_module_call_changes_nothing():
+    # torch counts the batch before F.batch_norm refuses it; tritonlayers checks first
+    module = tnn.BatchNorm2d(3).to(DEVICE)
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        module(torch.randn(1, 3, 1, 1, device=DEVICE))
+    assert module.num_batches_tracked.item() == 0
+    assert torch.equal(module.running_mean, torch.zeros(3, device=DEVICE))
 
 
 @pytest.mark.parametrize("name,shape,message", [("BatchNorm1d", (2, 3, 4, 5), "expected 2D or 3D input \\(got 4D"),

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import tritonlayers.functional as TF
-from helpers import DEVICE, FLOAT_DTYPES, assert_close, gradcheck, make_input
+from helpers import DEVICE, FLOAT_DTYPES, activate, assert_close, gradcheck, make_input
 
 P = 0.3
 SEED = 2024
@@ -16,14 +16,6 @@ def _bias(kind, shape, dtype):
         return None
     bias_shape = {"last": (shape[-1],), "channel": (shape[1],) + (1,) * (len(shape) - 2), "scalar": (1,)}[kind]
     return make_input(bias_shape, dtype, requires_grad=True)
-
-
-def _activation(x, activation):
-    if activation is None:
-        return x
-    if isinstance(activation, torch.nn.Module):
-        return activation(x)
-    return getattr(F, activation)(x)
 
 
 def _check(shape, layout, bias_kind, activation, with_residual, dtype, p=P, training=True):
@@ -43,7 +35,7 @@ def _check(shape, layout, bias_kind, activation, with_residual, dtype, p=P, trai
     x64 = leaves64[0]
     bias64 = leaves64[1] if bias is not None else None
     residual64 = leaves64[-1] if residual is not None else None
-    expected = _activation(x64 + bias64 if bias is not None else x64, activation) * scaled_mask
+    expected = activate(x64 + bias64 if bias is not None else x64, activation) * scaled_mask
     if residual is not None:
         expected = expected + residual64
     expected_grads = torch.autograd.grad(expected, leaves64, grad_output.double())

@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 
 from ..activation import resolve_activation
-from ..batch_norm import Sync, batch_norm
+from ..batch_norm import Sync, batch_norm, check_batch_norm_args
 
 
 class _FusedBatchNorm:
@@ -20,20 +20,23 @@ class _FusedBatchNorm:
         text = super().extra_repr()
         return text + (f", activation={self.activation.name!r}" if self.activation is not None else "")
 
-    def _running_stats_and_factor(self):
-        """(exponential average factor, bn_training, running_mean, running_var), as torch's _BatchNorm."""
+    def _running_stats_and_factor(self, input, residual):
+        """(exponential average factor, bn_training, running_mean, running_var), as torch's _BatchNorm, except
+        that the call is checked before num_batches_tracked counts it: a failing call changes nothing."""
+        bn_training = self.training or (self.running_mean is None and self.running_var is None)
+        use_buffers = not self.training or self.track_running_stats
+        running_mean = self.running_mean if use_buffers else None
+        running_var = self.running_var if use_buffers else None
+        check_batch_norm_args(input, running_mean, running_var, self.weight, self.bias, bn_training, 0.0, residual)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        bn_training = self.training or (self.running_mean is None and self.running_var is None)
-        use_buffers = not self.training or self.track_running_stats
-        return (factor, bn_training, self.running_mean if use_buffers else None,
-                self.running_var if use_buffers else None)
+        return factor, bn_training, running_mean, running_var
 
     def forward(self, input, residual=None):
         self._check_input_dim(input)
-        factor, bn_training, running_mean, running_var = self._running_stats_and_factor()
+        factor, bn_training, running_mean, running_var = self._running_stats_and_factor(input, residual)
         return batch_norm(input, running_mean, running_var, self.weight, self.bias, bn_training, factor, self.eps,
                           activation=self.activation, residual=residual)
 
@@ -86,7 +89,7 @@ class SyncBatchNorm(_FusedBatchNorm, torch.nn.SyncBatchNorm):
     def forward(self, input, residual=None):
         self._check_input_dim(input)
         self._check_non_zero_input_channels(input)
-        factor, bn_training, running_mean, running_var = self._running_stats_and_factor()
+        factor, bn_training, running_mean, running_var = self._running_stats_and_factor(input, residual)
         sync = None
         if bn_training and self.training and dist.is_available() and dist.is_initialized():
             process_group = self.process_group or dist.group.WORLD
