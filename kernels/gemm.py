@@ -1,0 +1,139 @@
+"""One strided GEMM core for 1x1 convolutions, kernel == stride transposed convolutions and linear layers:
+C[b] = epilogue(A[b] @ B[b]) with fp32 accumulation (fp64 for fp64), fused bias, activation or row softmax.
+
+Every axis (batch, M, N, K) may span up to three tensor dims, each with its own stride per operand: an
+index along the axis splits into (outer, middle, inner) by the sizes of the inner two. That is how one
+kernel walks NCHW pixels of a strided 1x1 convolution (n, h, w), the (group, tap) batches of a transposed
+convolution, or a weight-gradient reduction over every pixel, without layout copies. The host merges dims
+that line up, so common cases are LEVELS == 1 and take the plain pointer-increment path.
+"""
+import os
+
+import triton
+import triton.language as tl
+
+from .activation import IDENTITY, apply_activation
+
+
+@triton.jit
+def axis_offsets(index, size1, size2, stride0, stride1, stride2, LEVELS: tl.constexpr):
+    """Memory offsets of indices along an axis made of LEVELS tensor dims (inner ones last)."""
+    if LEVELS == 1:
+        return index * stride2
+    elif LEVELS == 2:
+        return (index // size2) * stride1 + (index % size2) * stride2
+    else:
+        inner = index % size2
+        rest = index // size2
+        return (rest // size1) * stride0 + (rest % size1) * stride1 + inner * stride2
+
+
+@triton.jit
+def gemm_kernel(
+    a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, M, N, K,
+    batch_size1, batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2,
+    a_batch0, a_batch1, a_batch2, a_m0, a_m1, a_m2, a_k0, a_k1, a_k2,
+    b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2,
+    c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2,
+    bias_batch0, bias_batch1, bias_batch2,
+    param_a, param_b,
+    M_LEVELS: tl.constexpr, N_LEVELS: tl.constexpr, K_LEVELS: tl.constexpr,
+    BIAS: tl.constexpr, ACTIVATION: tl.constexpr, SOFTMAX: tl.constexpr, STORE_PRE: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+):
+    """BIAS: 0 none, 1 along N (a linear layer's features), 2 along M (a convolution's output channels).
+    SOFTMAX: 0, or 1 / 2 for softmax / log_softmax over N (the host makes BLOCK_N cover N). STORE_PRE: also
+    store the pre-activation (after bias) to pre_ptr, laid out like C, for a backward that needs it."""
+    # Grouped program order: GROUP_M row blocks share their B tiles while they sit in L2.
+    pid = tl.program_id(0)
+    blocks_m = tl.cdiv(M, BLOCK_M)
+    blocks_n = tl.cdiv(N, BLOCK_N)
+    group_size = GROUP_M * blocks_n
+    first_m = (pid // group_size) * GROUP_M
+    rows_in_group = tl.minimum(blocks_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % group_size) % rows_in_group
+    pid_n = (pid % group_size) // rows_in_group
+
+    batch = tl.program_id(1)
+    batch_inner = batch % batch_size2
+    batch_rest = batch // batch_size2
+    batch_outer, batch_middle = batch_rest // batch_size1, batch_rest % batch_size1
+    a_ptr += batch_outer * a_batch0 + batch_middle * a_batch1 + batch_inner * a_batch2
+    b_ptr += batch_outer * b_batch0 + batch_middle * b_batch1 + batch_inner * b_batch2
+    c_offset = batch_outer * c_batch0 + batch_middle * c_batch1 + batch_inner * c_batch2
+
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    columns = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_mask = rows < M
+    column_mask = columns < N
+    a_rows = axis_offsets(rows, m_size1, m_size2, a_m0, a_m1, a_m2, M_LEVELS)
+    b_columns = axis_offsets(columns, n_size1, n_size2, b_n0, b_n1, b_n2, N_LEVELS)
+    if a_ptr.dtype.element_ty == tl.float64:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k_start in range(0, K, BLOCK_K):
+        ks = k_start + tl.arange(0, BLOCK_K)
+        k_mask = ks < K
+        a_k = axis_offsets(ks, k_size1, k_size2, a_k0, a_k1, a_k2, K_LEVELS)
+        b_k = axis_offsets(ks, k_size1, k_size2, b_k0, b_k1, b_k2, K_LEVELS)
+        a = tl.load(a_ptr + a_rows[:, None] + a_k[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0)
+        b = tl.load(b_ptr + b_k[:, None] + b_columns[None, :], mask=k_mask[:, None] & column_mask[None, :], other=0)
+        acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+
+    z = acc
+    if BIAS != 0:
+        bias_ptr += batch_outer * bias_batch0 + batch_middle * bias_batch1 + batch_inner * bias_batch2
+        if BIAS == 1:
+            z += tl.load(bias_ptr + columns, mask=column_mask, other=0).to(acc.dtype)[None, :]
+        else:
+            z += tl.load(bias_ptr + rows, mask=row_mask, other=0).to(acc.dtype)[:, None]
+    c_offsets = c_offset + axis_offsets(rows, m_size1, m_size2, c_m0, c_m1, c_m2, M_LEVELS)[:, None] + \
+        axis_offsets(columns, n_size1, n_size2, c_n0, c_n1, c_n2, N_LEVELS)[None, :]
+    mask = row_mask[:, None] & column_mask[None, :]
+    if STORE_PRE:
+        tl.store(pre_ptr + c_offsets, z.to(pre_ptr.dtype.element_ty), mask=mask)
+    if SOFTMAX != 0:
+        logits = tl.where(column_mask[None, :], z, float("-inf"))
+        shifted = logits - tl.max(logits, axis=1)[:, None]
+        exp_shifted = tl.exp(shifted)
+        total = tl.sum(exp_shifted, axis=1)
+        if SOFTMAX == 2:
+            y = shifted - tl.log(total)[:, None]
+        else:
+            y = exp_shifted / total[:, None]
+    elif ACTIVATION != IDENTITY:
+        y = apply_activation(z, ACTIVATION, param_a, param_b)
+    else:
+        y = z
+    tl.store(c_ptr + c_offsets, y.to(c_ptr.dtype.element_ty), mask=mask)
+
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"  # as triton.jit decided above
+
+# Tile configs for sm_90 (Triton's matmul tutorial's, trimmed so first-call tuning stays within seconds).
+CONFIGS = [
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=3, num_warps=8),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=4, num_warps=4),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}, num_stages=4, num_warps=4),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 32, "GROUP_M": 8}, num_stages=4, num_warps=4),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}, num_stages=4, num_warps=4),
+]
+# The interpreter runs one modest tile (its numpy matmul does not care, and autotuning would time Python).
+INTERPRETER_CONFIG = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}
+
+gemm_autotuned = triton.autotune(
+    configs=CONFIGS,
+    key=["M", "N", "K", "M_LEVELS", "N_LEVELS", "K_LEVELS", "BIAS", "ACTIVATION", "INPUT_PRECISION"],
+)(gemm_kernel)
+
+
+def softmax_epilogue_config(num_features, max_tile=16384):
+    """(BLOCK_M, BLOCK_N, BLOCK_K, num_warps) with BLOCK_N covering every feature, or None when a row does
+    not fit a tile (the host then runs the softmax kernel over the logits)."""
+    block_n = max(16, triton.next_power_of_2(num_features))
+    if block_n * 16 > max_tile:
+        return None
+    block_m = max(16, min(64, max_tile // block_n))
+    return block_m, block_n, 32, max(4, min(8, block_m * block_n // 1024))

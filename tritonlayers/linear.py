@@ -1,0 +1,142 @@
+"""linear(input, weight, bias=None, *, activation=None): a fully-connected layer on the GEMM core, with the
+activation, or a softmax / log_softmax over the output features, fused into the epilogue.
+
+Backward: the gradient before the activation (from the saved output where it determines the derivative,
+else from the pre-activation the forward stored), then grad_input = dz @ W and grad_weight = dz^T @ x as
+GEMMs over any leading dims, and grad_bias = the column sums of dz.
+"""
+import torch
+
+from ._gemm import NO_BATCH, Level, axis, check_same_dtype, gemm
+from ._launch import check_floating, check_tensor
+from .activation import ActivationSpec, activation_backward, resolve_activation
+from .softmax import softmax_backward, softmax_forward
+from .kernels.gemm import softmax_epilogue_config
+
+HEADS = ("softmax", "log_softmax")
+
+
+def _leading(tensor, operand):
+    """Levels of the leading (batch) dims of a [..., features] tensor for one operand."""
+    return [Level(size, {operand: stride}) for size, stride in zip(tensor.shape[:-1], tensor.stride()[:-1])]
+
+
+def _rows(*tensors_and_operands):
+    """The M (or K) axis over the leading dims of several same-shaped [..., features] tensors."""
+    first = tensors_and_operands[0][0]
+    levels = []
+    for d in range(first.dim() - 1):
+        strides = {op: t.stride()[d] for t, op in tensors_and_operands}
+        levels.append(Level(first.shape[d], strides))
+    return axis(*levels)
+
+
+def _too_strided(*tensors_and_operands):
+    try:
+        _rows(*tensors_and_operands)
+        return False
+    except ValueError:
+        return True
+
+
+def linear_forward(input, weight, bias, spec, head, store_pre):
+    """(output, pre-activation or None)."""
+    if _too_strided((input, "a")):
+        input = input.contiguous()  # leading dims that do not merge into three: one copy
+    out_features = weight.shape[0]
+    output = torch.empty(*input.shape[:-1], out_features, dtype=input.dtype, device=input.device)
+    pre = torch.empty_like(output) if store_pre else None
+    fused_head = head if head is not None and softmax_epilogue_config(out_features) is not None else None
+    m = _rows((input, "a"), (output, "c"))
+    n = axis(Level(out_features, {"b": weight.stride(0), "c": output.stride(-1)}))
+    k = axis(Level(input.shape[-1], {"a": input.stride(-1), "b": weight.stride(1)}))
+    gemm(input, weight, output, batch=NO_BATCH, m=m, n=n, k=k, bias=bias, bias_along="n",
+         spec=spec if head is None else ActivationSpec("identity"), softmax=fused_head, pre=pre,
+         allow_tf32=torch.backends.cuda.matmul.allow_tf32, op_name="linear")
+    if head is not None and fused_head is None:  # rows too long for one tile: softmax over the logits
+        output = softmax_forward(output, output.dim() - 1, output.dtype, log=head == "log_softmax")
+    return output, pre
+
+
+def linear_input_grad(grad, weight, input_shape):
+    """dz @ W, shaped like the input."""
+    grad_input = torch.empty(input_shape, dtype=grad.dtype, device=grad.device)
+    m = _rows((grad, "a"), (grad_input, "c"))
+    n = axis(Level(weight.shape[1], {"b": weight.stride(1), "c": grad_input.stride(-1)}))
+    k = axis(Level(weight.shape[0], {"a": grad.stride(-1), "b": weight.stride(0)}))
+    gemm(grad, weight, grad_input, batch=NO_BATCH, m=m, n=n, k=k,
+         allow_tf32=torch.backends.cuda.matmul.allow_tf32, op_name="linear")
+    return grad_input
+
+
+def linear_weight_grad(grad, input, weight):
+    """dz^T @ x, summed over every leading dim."""
+    grad_weight = torch.empty_like(weight)
+    m = axis(Level(weight.shape[0], {"a": grad.stride(-1), "c": grad_weight.stride(0)}))
+    n = axis(Level(weight.shape[1], {"b": input.stride(-1), "c": grad_weight.stride(1)}))
+    k = _rows((grad, "a"), (input, "b"))
+    gemm(grad, input, grad_weight, batch=NO_BATCH, m=m, n=n, k=k,
+         allow_tf32=torch.backends.cuda.matmul.allow_tf32, op_name="linear")
+    return grad_weight
+
+
+class LinearFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, weight, bias, spec, head):
+        ctx.spec, ctx.head = spec, head
+        ctx.saved_kind = saved_kind(spec, head)
+        store_pre = ctx.saved_kind == "pre" and any(ctx.needs_input_grad[:3])
+        output, pre = linear_forward(input, weight, bias, spec, head, store_pre)
+        ctx.save_for_backward(input, weight, output if ctx.saved_kind == "output" else pre)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, weight, saved = ctx.saved_tensors
+        grad = grad_output
+        if ctx.head is not None:
+            grad = softmax_backward(saved, grad_output, saved.dim() - 1, saved.dtype, log=ctx.head == "log_softmax")
+        elif ctx.saved_kind is not None:
+            grad = activation_backward(grad_output, saved, ctx.spec, saved_is_output=ctx.saved_kind == "output")
+        needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        if _too_strided((grad, "a"), (input, "b")):
+            grad, input = grad.contiguous(), input.contiguous()
+        grad_input = linear_input_grad(grad, weight, input.shape) if needs_input else None
+        grad_weight = linear_weight_grad(grad, input, weight) if needs_weight else None
+        grad_bias = grad.sum(tuple(range(grad.dim() - 1))) if needs_bias else None
+        return grad_input, grad_weight, grad_bias, None, None
+
+
+def saved_kind(spec, head):
+    """What backward needs besides the inputs: the output (softmax heads, and activations whose output
+    determines the derivative: no extra memory, the output lives on anyway), the pre-activation (stored by
+    the forward epilogue), or nothing (no activation)."""
+    if head is not None or spec.name != "identity" and spec.output_determines_gradient:
+        return "output"
+    return "pre" if spec.name != "identity" else None
+
+
+def resolve_head_or_activation(activation):
+    """(spec, head): 'softmax' / 'log_softmax' are heads over the output features, the rest activations."""
+    if isinstance(activation, str) and activation in HEADS:
+        return ActivationSpec("identity"), activation
+    return resolve_activation(activation), None
+
+
+def linear(input, weight, bias=None, *, activation=None):
+    """F.linear, plus keyword-only `activation`: an activation of the family or 'softmax' / 'log_softmax'
+    over the output features, fused into the GEMM's epilogue."""
+    check_tensor("linear", "input", input)
+    check_tensor("linear", "weight", weight)
+    if weight.dim() != 2:
+        raise RuntimeError(f"linear: 'weight' must be 2-D (out_features, in_features), got shape {tuple(weight.shape)}")
+    if input.dim() == 0 or input.shape[-1] != weight.shape[1]:
+        rows = input.numel() // input.shape[-1] if input.dim() and input.shape[-1] else input.numel()
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1] if input.dim() else 1} "
+                           f"and {weight.shape[1]}x{weight.shape[0]})")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise RuntimeError(f"linear: 'bias' must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    check_same_dtype("linear", input=input, weight=weight, bias=bias)
+    check_floating("linear", "input", input.dtype)
+    spec, head = resolve_head_or_activation(activation)
+    return LinearFunction.apply(input, weight, bias, spec, head)
