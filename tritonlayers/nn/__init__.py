@@ -3,7 +3,9 @@ from .activation import (ELU, GELU, Hardsigmoid, Hardswish, LeakyReLU, LogSoftma
                          Softmax, Softplus, Tanh)
 from .batch_norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, SyncBatchNorm
 from .dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
+from .gemm_layers import Conv2d, ConvTranspose2d, Linear
 
 __all__ = ["ELU", "GELU", "Hardsigmoid", "Hardswish", "LeakyReLU", "LogSoftmax", "Mish", "ReLU", "ReLU6", "Sigmoid",
            "SiLU", "Softmax", "Softplus", "Tanh", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
-           "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"]
+           "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm",
+           "Linear", "Conv2d", "ConvTranspose2d"]

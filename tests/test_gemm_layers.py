@@ -1,0 +1,304 @@
+"""linear, conv2d (1x1) and conv_transpose2d (kernel == stride) against torch: values and gradients over
+shapes, strides, groups, layouts and dtypes; fused activations and softmax heads; modules; fold_batchnorm;
+torch's errors. bf16 GEMMs run on the GPU only: Triton's interpreter computes bf16 tl.dot wrongly."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tritonlayers
+import tritonlayers.functional as TF
+import tritonlayers.nn as tnn
+from helpers import DEVICE, activate, assert_close, gpu_only, gradcheck, make_input
+
+DTYPES = [torch.float64, torch.float32, torch.float16,
+          pytest.param(torch.bfloat16, marks=gpu_only("bf16 tl.dot gives wrong numbers in Triton's interpreter"))]
+
+
+@pytest.fixture(autouse=True)
+def exact_fp32(monkeypatch):
+    """fp32 GEMMs compared with fp64 need TF32 off (torch's switches, which the kernels follow)."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+
+
+def _compare(ours, reference, leaves, dtype, reduced):
+    """Run ours() and reference(*fp64 leaves); compare values and every leaf's gradient. reduced: the
+    longest sum a result carries (K, or pixels for weight gradients), which scales atol."""
+    y = ours()
+    grad_output = make_input(tuple(y.shape), y.dtype, low=-1, high=1)
+    grads = torch.autograd.grad(y, leaves, grad_output)
+    leaves64 = [t.detach().double().requires_grad_() for t in leaves]
+    expected = reference(*leaves64)
+    expected_grads = torch.autograd.grad(expected, leaves64, grad_output.double())
+    assert y.dtype == dtype
+    assert_close(y, expected, dtype, scale_atol=reduced, name="output")
+    for i, (grad, expected_grad) in enumerate(zip(grads, expected_grads)):
+        assert grad.dtype == leaves[i].dtype and grad.shape == leaves[i].shape
+        assert_close(grad, expected_grad, dtype, scale_atol=reduced, name=f"grad of leaf {i}")
+    return y
+
+
+def _head(z, activation):
+    if activation in ("softmax", "log_softmax"):
+        return getattr(F, activation)(z, -1)
+    return activate(z, activation)
+
+
+# (input shape, out_features, layout): why each is here
+LINEAR_CASES = [
+    ((7, 33), 45, "contiguous"),  # odd M, K, N, several N tiles
+    ((2, 3, 33), 45, "contiguous"),  # leading dims become one M axis
+    ((5, 33), 45, "strided"),  # a sliced input: strides, no copy
+    ((3, 4, 33), 45, "permuted"),  # leading dims that do not merge into one
+    ((37, 300), 17, "contiguous"),  # K spans many K tiles
+    ((1, 1), 1, "contiguous"),  # everything size 1
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape,out_features,layout", LINEAR_CASES, ids=[f"{s}-{n}-{lay}" for s, n, lay in LINEAR_CASES])
+def test_linear_matches_torch(shape, out_features, layout, dtype):
+    x = make_input(shape, dtype, layout, low=-1, high=1, requires_grad=True)
+    weight = make_input((out_features, shape[-1]), dtype, low=-1, high=1, requires_grad=True)
+    bias = make_input((out_features,), dtype, requires_grad=True)
+    _compare(lambda: TF.linear(x, weight, bias), F.linear, [x, weight, bias], dtype, shape[-1])
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "gelu", "sigmoid", "softmax", "log_softmax",
+                                        torch.nn.LeakyReLU(0.2)], ids=str)
+@pytest.mark.parametrize("out_features", [45, 1030], ids=["fused-epilogue", "softmax-kernel-after"])
+def test_linear_fused_activations_and_heads(activation, out_features):
+    # 1030 features do not fit the softmax epilogue's tile: logits, then the softmax kernel
+    x = make_input((6, 40), torch.float32, low=-1, high=1, requires_grad=True)
+    weight = make_input((out_features, 40), torch.float32, low=-0.3, high=0.3, requires_grad=True)
+    bias = make_input((out_features,), torch.float32, requires_grad=True)
+    _compare(lambda: TF.linear(x, weight, bias, activation=activation),
+             lambda x, w, b: _head(F.linear(x, w, b), activation), [x, weight, bias], torch.float32, 40)
+
+
+def test_linear_without_bias_and_frozen_weight():
+    x = make_input((4, 9), torch.float32, requires_grad=True)
+    weight = make_input((5, 9), torch.float32)
+    y = TF.linear(x, weight, activation="tanh")
+    (grad,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    x64 = x.detach().double().requires_grad_()
+    (expected,) = torch.autograd.grad(torch.tanh(F.linear(x64, weight.double())).sum(), x64)
+    assert_close(grad, expected, scale_atol=9)
+
+
+@pytest.mark.parametrize("activation,saved", [(None, None), ("relu", "output"), ("gelu", "pre")])
+def test_linear_saves_output_or_pre_activation(activation, saved):
+    x = make_input((4, 9), torch.float32, requires_grad=True)
+    weight = make_input((5, 9), torch.float32, requires_grad=True)
+    y = TF.linear(x, weight, activation=activation)
+    _, _, extra = y.grad_fn.saved_tensors
+    if saved is None:
+        assert extra is None
+    elif saved == "output":
+        assert torch.equal(extra, y)
+    else:
+        assert_close(extra, F.linear(x, weight), scale_atol=9)
+
+
+# (input shape, out channels, stride, groups, layout): why each is here
+CONV_CASES = [
+    ((2, 6, 7, 9), 10, 1, 1, "contiguous"),  # NCHW as (n, pixel) columns
+    ((2, 6, 7, 9), 10, 1, 1, "channels_last"),  # NHWC: one plain GEMM, output stays channels_last
+    ((2, 6, 7, 9), 10, 2, 1, "contiguous"),  # strided 1x1 (ResNet downsample): stride in the load
+    ((2, 6, 7, 9), 10, (1, 3), 1, "channels_last"),  # different strides per dim
+    ((2, 6, 7, 9), 9, 1, 3, "contiguous"),  # grouped
+    ((2, 6, 5, 5), 12, 2, 6, "channels_last"),  # depthwise with a channel multiplier, strided
+    ((6, 5, 7), 4, 1, 1, "contiguous"),  # unbatched (C, H, W)
+    ((1, 33, 1, 1), 40, 1, 1, "contiguous"),  # a single pixel, K past one tile
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape,out_channels,stride,groups,layout", CONV_CASES,
+                         ids=[f"{c[0]}-{c[1]}-s{c[2]}-g{c[3]}-{c[4]}" for c in CONV_CASES])
+def test_conv2d_1x1_matches_torch(shape, out_channels, stride, groups, layout, dtype):
+    x = make_input(shape, dtype, layout, low=-1, high=1, requires_grad=True)
+    weight = make_input((out_channels, shape[-3] // groups, 1, 1), dtype, low=-1, high=1, requires_grad=True)
+    bias = make_input((out_channels,), dtype, requires_grad=True)
+    y = _compare(lambda: TF.conv2d(x, weight, bias, stride, groups=groups),
+                 lambda x, w, b: F.conv2d(x, w, b, stride, groups=groups), [x, weight, bias], dtype,
+                 x.numel() // shape[-3])
+    if layout == "channels_last":
+        assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "hardswish", torch.nn.ReLU6()], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_conv2d_fused_activation(activation, layout):
+    x = make_input((2, 6, 5, 7), torch.float32, layout, low=-1, high=1, requires_grad=True)
+    weight = make_input((8, 3, 1, 1), torch.float32, low=-1, high=1, requires_grad=True)
+    bias = make_input((8,), torch.float32, requires_grad=True)
+    _compare(lambda: TF.conv2d(x, weight, bias, 2, groups=2, activation=activation),
+             lambda x, w, b: activate(F.conv2d(x, w, b, 2, groups=2), activation), [x, weight, bias],
+             torch.float32, 70)
+
+
+# (input shape, kernel == stride, out channels per group, groups, layout)
+TRANSPOSE_CASES = [
+    ((2, 6, 5, 4), (2, 2), 4, 1, "contiguous"),  # 2x upsampling (U-Net decoders)
+    ((2, 6, 5, 4), (2, 3), 4, 1, "channels_last"),  # non-square taps, NHWC
+    ((2, 6, 3, 4), (3, 3), 2, 3, "contiguous"),  # grouped
+    ((2, 6, 5, 4), (1, 1), 5, 1, "strided"),  # 1x1 stride 1: a plain channel mix
+    ((6, 5, 4), (2, 2), 3, 1, "contiguous"),  # unbatched
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape,kernel,out_group,groups,layout", TRANSPOSE_CASES,
+                         ids=[f"{c[0]}-k{c[1]}-o{c[2]}-g{c[3]}-{c[4]}" for c in TRANSPOSE_CASES])
+def test_conv_transpose2d_matches_torch(shape, kernel, out_group, groups, layout, dtype):
+    x = make_input(shape, dtype, layout, low=-1, high=1, requires_grad=True)
+    weight = make_input((shape[-3], out_group, *kernel), dtype, low=-1, high=1, requires_grad=True)
+    bias = make_input((out_group * groups,), dtype, requires_grad=True)
+    y = _compare(lambda: TF.conv_transpose2d(x, weight, bias, kernel, groups=groups, activation=None),
+                 lambda x, w, b: F.conv_transpose2d(x, w, b, kernel, groups=groups), [x, weight, bias], dtype,
+                 x.numel() // shape[-3])
+    if layout == "channels_last":
+        assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_conv_transpose2d_fused_activation():
+    x = make_input((2, 4, 3, 5), torch.float32, "channels_last", low=-1, high=1, requires_grad=True)
+    weight = make_input((4, 3, 2, 2), torch.float32, low=-1, high=1, requires_grad=True)
+    bias = make_input((3,), torch.float32, requires_grad=True)
+    _compare(lambda: TF.conv_transpose2d(x, weight, bias, 2, activation="silu"),
+             lambda x, w, b: F.silu(F.conv_transpose2d(x, w, b, 2)), [x, weight, bias], torch.float32, 30)
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d", "linear"])
+def test_gradcheck_fp64(op):
+    bias = make_input((4,), torch.float64, requires_grad=True)
+    if op == "conv2d":
+        x, weight = make_input((1, 4, 3, 2), torch.float64), make_input((4, 2, 1, 1), torch.float64)
+        fn = lambda x, w, b: TF.conv2d(x, w, b, 2, groups=2, activation="gelu")  # noqa: E731
+    elif op == "conv_transpose2d":
+        x, weight = make_input((1, 4, 2, 1), torch.float64), make_input((4, 1, 2, 2), torch.float64)
+        bias = make_input((2,), torch.float64, requires_grad=True)
+        fn = lambda x, w, b: TF.conv_transpose2d(x, w, b, 2, groups=2, activation="tanh")  # noqa: E731
+    else:
+        x, weight = make_input((3, 5), torch.float64), make_input((4, 5), torch.float64)
+        fn = lambda x, w, b: TF.linear(x, w, b, activation="log_softmax")  # noqa: E731
+    gradcheck(fn, x.requires_grad_(), weight.requires_grad_(), bias, fast_mode=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="TF32 exists on the GPU only")
+def test_tf32_follows_torch_switches(monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
+    x = make_input((256, 512), torch.float32)
+    weight = make_input((384, 512), torch.float32)
+    ours, theirs = TF.linear(x, weight), F.linear(x, weight)
+    exact = F.linear(x.double(), weight.double())
+    assert ((ours.double() - exact).abs().max() / exact.abs().max()).item() < 5e-3  # TF32-sized error
+    assert_close(ours, theirs, atol=5e-2, rtol=5e-3)
+
+
+MODULE_CASES = [
+    ("Linear", dict(in_features=9, out_features=7), (5, 9)),
+    ("Conv2d", dict(in_channels=6, out_channels=4, kernel_size=1, stride=2, groups=2), (2, 6, 5, 5)),
+    ("ConvTranspose2d", dict(in_channels=6, out_channels=4, kernel_size=2, stride=2), (2, 6, 3, 3)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,shape", MODULE_CASES, ids=[c[0] for c in MODULE_CASES])
+def test_modules_match_torch_twins(name, kwargs, shape):
+    theirs = getattr(torch.nn, name)(**kwargs).to(DEVICE)
+    ours = getattr(tnn, name)(**kwargs).to(DEVICE)
+    assert isinstance(ours, type(theirs)) and repr(ours) == repr(theirs)
+    ours.load_state_dict(theirs.state_dict())
+    x = make_input(shape, torch.float32, requires_grad=True)
+    y, expected = ours(x), theirs(x)
+    assert_close(y, expected, scale_atol=10)
+    grads = torch.autograd.grad(y.sum(), [x, *ours.parameters()])
+    expected_grads = torch.autograd.grad(expected.sum(), [x, *theirs.parameters()])
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert_close(grad, expected_grad, scale_atol=100)
+
+
+def test_module_activation_and_refusals():
+    assert "activation='softmax'" in repr(tnn.Linear(3, 4, activation="softmax"))
+    assert tnn.Conv2d(3, 4, 1, activation="relu").state_dict().keys() == torch.nn.Conv2d(3, 4, 1).state_dict().keys()
+    with pytest.raises(NotImplementedError, match="kernel_size=\\(3, 3\\) is not supported"):
+        tnn.Conv2d(3, 4, 3)
+    with pytest.raises(NotImplementedError, match="padding=\\(1, 1\\)"):
+        tnn.Conv2d(3, 4, 1, padding=1)
+    with pytest.raises(NotImplementedError, match="stride=\\(1, 1\\)"):
+        tnn.ConvTranspose2d(3, 4, 2)
+    module = tnn.ConvTranspose2d(3, 4, 2, 2).to(DEVICE)
+    x = torch.randn(1, 3, 4, 4, device=DEVICE)
+    assert module(x, output_size=[8, 8]).shape == (1, 4, 8, 8)
+    with pytest.raises(NotImplementedError, match="output_size"):
+        module(x, output_size=[9, 9])
+
+
+@pytest.mark.parametrize("dtype,atol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("kind", ["conv", "transpose", "linear"])
+def test_fold_batchnorm(kind, dtype, atol):
+    if kind == "conv":
+        layer, bn, shape = tnn.Conv2d(6, 8, 1, bias=False), torch.nn.BatchNorm2d(8), (2, 6, 4, 5)
+    elif kind == "transpose":
+        layer, bn, shape = tnn.ConvTranspose2d(6, 4, 2, 2, groups=2), torch.nn.BatchNorm2d(4), (2, 6, 3, 3)
+    else:
+        layer, bn, shape = torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5), (7, 6)
+    layer, bn = layer.to(DEVICE, dtype).eval(), bn.to(DEVICE, dtype).eval()
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-1, 1)
+    folded = tritonlayers.fold_batchnorm(layer, bn)
+    assert type(folded) is type(layer) and folded is not layer
+    x = make_input(shape, dtype)
+    with torch.no_grad():
+        assert_close(folded(x), bn(layer(x)), atol=atol, rtol=atol)
+
+
+def test_fold_batchnorm_refuses_what_it_cannot_fold():
+    with pytest.raises(ValueError, match="no running statistics"):
+        tritonlayers.fold_batchnorm(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4, track_running_stats=False))
+    with pytest.raises(ValueError, match="applies an activation"):
+        tritonlayers.fold_batchnorm(tnn.Linear(3, 4, activation="relu"), torch.nn.BatchNorm1d(4))
+    with pytest.raises(ValueError, match="4 output channels, 'bn' 5"):
+        tritonlayers.fold_batchnorm(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(5))
+
+
+def test_bad_inputs_raise_like_torch():
+    x = torch.randn(1, 5, 4, 4, device=DEVICE)
+    cases = [
+        (NotImplementedError, "kernel size \\(3, 3\\) is not supported",
+         lambda: TF.conv2d(x, torch.randn(4, 5, 3, 3, device=DEVICE))),
+        (NotImplementedError, "padding=1 is not supported", lambda: TF.conv2d(x, torch.randn(4, 5, 1, 1, device=DEVICE),
+                                                                             padding=1)),
+        (RuntimeError, "Given groups=2, weight of size \\[4, 3, 1, 1\\], expected input\\[1, 5, 4, 4\\] to have 6 "
+                       "channels, but got 5 channels instead",
+         lambda: TF.conv2d(x, torch.randn(4, 3, 1, 1, device=DEVICE), groups=2)),
+        (RuntimeError, "expected weight to be divisible by 2 at dimension 0",
+         lambda: TF.conv2d(x, torch.randn(3, 5, 1, 1, device=DEVICE), groups=2)),
+        (RuntimeError, "expected bias to be 1-dimensional with 4 elements, but got bias of size \\[3\\]",
+         lambda: TF.conv2d(x, torch.randn(4, 5, 1, 1, device=DEVICE), torch.randn(3, device=DEVICE))),
+        (RuntimeError, "padding='same' is not supported for strided convolutions",
+         lambda: TF.conv2d(x, torch.randn(4, 5, 1, 1, device=DEVICE), stride=2, padding="same")),
+        (RuntimeError, "same dtype", lambda: TF.conv2d(x, torch.randn(4, 5, 1, 1, device=DEVICE, dtype=torch.float64))),
+        (NotImplementedError, "stride=\\(1, 1\\) is not supported",
+         lambda: TF.conv_transpose2d(x, torch.randn(5, 3, 2, 2, device=DEVICE))),
+        (NotImplementedError, "padding=\\(1, 1\\)",
+         lambda: TF.conv_transpose2d(x, torch.randn(5, 3, 2, 2, device=DEVICE), stride=2, padding=1)),
+        (RuntimeError, "expected input\\[1, 5, 4, 4\\] to have 4 channels",
+         lambda: TF.conv_transpose2d(x, torch.randn(4, 3, 2, 2, device=DEVICE), stride=2)),
+        (RuntimeError, "mat1 and mat2 shapes cannot be multiplied \\(2x3 and 5x4\\)",
+         lambda: TF.linear(torch.randn(2, 3, device=DEVICE), torch.randn(4, 5, device=DEVICE))),
+        (RuntimeError, "same dtype", lambda: TF.linear(torch.randn(2, 3, device=DEVICE),
+                                                       torch.randn(4, 3, device=DEVICE, dtype=torch.float64))),
+        (ValueError, "'activation' must be one of",
+         lambda: TF.linear(torch.randn(2, 3, device=DEVICE), torch.randn(4, 3, device=DEVICE), activation="swish")),
+        (NotImplementedError, "'input' has dtype torch.int64",
+         lambda: TF.linear(torch.ones(2, 3, dtype=torch.int64, device=DEVICE),
+                           torch.ones(4, 3, dtype=torch.int64, device=DEVICE))),
+    ]
+    for error, message, call in cases:
+        with pytest.raises(error, match=message):
+            call()
