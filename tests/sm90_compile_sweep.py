@@ -4,7 +4,7 @@ The interpreter runs kernels as Python and never sees the compiler, so code can 
 still fail to compile on the GPU. This script swaps Triton's driver for a compile-only stand-in, turns
 each launch into a warmup (compile, no run) and calls the ops over their dtypes, layouts and paths.
 It also fails on any variant whose registers spill to a stack frame of more than MAX_STACK_BYTES (read with
-cuobjdump). Run as a script
+cuobjdump), or that needs more shared memory than sm_90 has (autotuned launches: when every config does). Run as a script
 with TRITON_INTERPRET unset; it prints how many launches compiled and fails on the first compile error.
 tests/test_compile_sm90.py runs it.
 """
@@ -19,6 +19,7 @@ assert os.environ.get("TRITON_INTERPRET", "0") != "1", "run without the interpre
 import torch  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime import driver  # noqa: E402
+from triton.runtime.autotuner import Autotuner  # noqa: E402
 from triton.runtime.jit import JITFunction  # noqa: E402
 
 
@@ -48,8 +49,10 @@ class CompileOnlyDriver:
 
 
 MAX_STACK_BYTES = 32
+MAX_SHARED_BYTES = 232448  # sm_90's opt-in shared memory per block
 compiled = []
 spilled = {}
+over_shared = {}
 _run = JITFunction.run
 
 
@@ -60,9 +63,45 @@ def _compile_only(self, *args, grid, warmup, **kwargs):
     stack = int(usage.split("STACK:")[1].split()[0]) if "STACK:" in usage else -1
     # A stack frame means registers spilled to local memory. ptxas alone sometimes trades a few words of
     # stack for occupancy; more than MAX_STACK_BYTES is a tile too big for the registers.
+    variant = f"{self.fn.__name__} {kernel.metadata.num_warps} warps {sorted(kernel.src.constants.items())}"
     if stack < 0 or stack > MAX_STACK_BYTES:
-        spilled[f"{self.fn.__name__} {kernel.metadata.num_warps} warps {sorted(kernel.src.constants.items())}"] = usage
+        spilled[variant] = usage
+    if kernel.metadata.shared > MAX_SHARED_BYTES and not _autotuning:
+        over_shared[variant] = kernel.metadata.shared
     return kernel
+
+
+_autotuning = False
+
+
+def _compile_configs(self, *args, **kwargs):
+    """Autotuner.run, compile-only. ALL_CONFIGS: every config the tuner would try (after its pruning) must
+    compile, and at least one must fit sm_90's shared memory without spilling (the tuner skips the others
+    or finds them slow). Otherwise only the smallest config, the tuner's fallback, is compiled and must be
+    clean: many epilogue variants stay affordable to sweep."""
+    global _autotuning
+    named = dict(zip(self.arg_names, args))
+    configs = self.configs
+    if self.early_config_prune:
+        configs = self.early_config_prune(configs, named, **kwargs)
+    configs = configs if ALL_CONFIGS else configs[-1:]
+    clean = []
+    _autotuning = True
+    try:
+        for config in configs:
+            before = len(spilled)
+            kernel = self.fn.run(*args, **{**kwargs, **config.all_kwargs()})
+            fits = kernel.metadata.shared <= MAX_SHARED_BYTES and len(spilled) == before
+            clean.append(fits)
+            if ALL_CONFIGS and len(spilled) > before:  # a spilling config among others: the tuner's call
+                spilled.popitem()
+    finally:
+        _autotuning = False
+    if not any(clean):
+        over_shared[f"{self.fn.fn.__name__}: no config fits without spilling"] = len(configs)
+
+
+ALL_CONFIGS = False
 
 
 def _resource_usage(cubin):
@@ -133,6 +172,30 @@ def sweep_batch_norm(F, dtypes):
         _merge(torch.empty(2, 3, 16, dtype=param_dtype), 16)  # SyncBatchNorm's rank merge
 
 
+def _grad(y, leaves):
+    torch.autograd.grad(y, leaves, torch.empty_like(y))
+
+
+def sweep_gemm(F, dtypes):
+    global ALL_CONFIGS
+    for dtype in dtypes:
+        x = torch.empty(64, 40, dtype=dtype, requires_grad=True)
+        for features, activation in ((48, None), (48, "relu"), (48, "gelu"), (45, "softmax"), (1030, "log_softmax")):
+            ALL_CONFIGS = activation is None  # every tile config of the plain GEMMs (forward and backward)
+            weight = torch.empty(features, 40, dtype=dtype, requires_grad=True)
+            bias = torch.empty(features, dtype=dtype, requires_grad=True)
+            _grad(F.linear(x, weight, bias, activation=activation), [x, weight, bias])
+        ALL_CONFIGS = False
+        for layout in (torch.contiguous_format, torch.channels_last):
+            image = torch.empty(2, 8, 6, 6, dtype=dtype).contiguous(memory_format=layout).requires_grad_()
+            weight = torch.empty(6, 4, 1, 1, dtype=dtype, requires_grad=True)
+            bias = torch.empty(6, dtype=dtype, requires_grad=True)
+            _grad(F.conv2d(image, weight, bias, 2, groups=2, activation="relu"), [image, weight, bias])
+            weight = torch.empty(8, 3, 2, 2, dtype=dtype, requires_grad=True)
+            bias = torch.empty(3, dtype=dtype, requires_grad=True)
+            _grad(F.conv_transpose2d(image, weight, bias, 2, activation="gelu"), [image, weight, bias])
+
+
 def sweep(F, dtypes):
     for dtype in dtypes:
         dense = torch.empty(64, 33, dtype=dtype)
@@ -159,23 +222,35 @@ def sweep(F, dtypes):
         _fused(F, dense, None, None, residual=False, training=False)
 
 
-def main():
+FAMILIES = ("elementwise", "batch_norm", "gemm")
+
+
+def main(families):
     driver.set_active(CompileOnlyDriver())
     JITFunction.run = _compile_only
+    Autotuner.run = _compile_configs
     import tritonlayers._launch as launch
+    import tritonlayers._layout as layout
     import tritonlayers.functional as F
     launch.KERNELS_INTERPRETED = True  # let CPU tensors through: nothing is launched
-    sweep(F, DTYPES)
-    sweep_batch_norm(F, DTYPES)
-    import tritonlayers._layout as layout
-    layout.WIDE_INDEX_THRESHOLD = 0  # the int64 index variants, taken past 2**31 elements
-    sweep(F, [torch.float32, torch.bfloat16])
-    sweep_batch_norm(F, [torch.bfloat16])
+    threshold = layout.WIDE_INDEX_THRESHOLD
+    for wide in (False, True):
+        layout.WIDE_INDEX_THRESHOLD = 0 if wide else threshold  # the int64 index variants too
+        if "elementwise" in families:
+            sweep(F, [torch.float32, torch.bfloat16] if wide else DTYPES)
+        if "batch_norm" in families:
+            sweep_batch_norm(F, [torch.bfloat16] if wide else DTYPES)
+    if "gemm" in families:
+        sweep_gemm(F, DTYPES)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        sweep_gemm(F, [torch.float32])  # TF32 tl.dot
     print(f"compiled {len(compiled)} launches for sm_90: " + ", ".join(sorted(set(compiled))))
     for variant, usage in spilled.items():
         print(f"spills: {variant}: {usage}")
-    return 1 if spilled else 0
+    for variant, shared in over_shared.items():
+        print(f"shared memory over {MAX_SHARED_BYTES} B: {variant}: {shared}")
+    return 1 if spilled or over_shared else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:] or FAMILIES))

@@ -76,10 +76,10 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
                       INPUT_PRECISION=input_precision(a.dtype, allow_tf32))
     with launch_device(op_name, a, b, c, bias):
         if softmax is not None:
-            block_m, block_n, block_k, num_warps = softmax_epilogue_config(n.total)
+            block_m, block_n, block_k, num_warps, num_stages = softmax_epilogue_config(n.total)
             grid = (triton.cdiv(m.total, block_m) * triton.cdiv(n.total, block_n), batch.total)
             gemm_kernel[grid](*args, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=4,
-                              num_warps=num_warps, **constexprs)
+                              num_warps=num_warps, num_stages=num_stages, **constexprs)
         elif INTERPRETED:
             config = INTERPRETER_CONFIG
             grid = (triton.cdiv(m.total, config["BLOCK_M"]) * triton.cdiv(n.total, config["BLOCK_N"]), batch.total)
