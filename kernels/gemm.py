@@ -81,7 +81,7 @@ def gemm_kernel(
         b_k = axis_offsets(ks, k_size1, k_size2, b_k0, b_k1, b_k2, K_LEVELS)
         a = tl.load(a_ptr + a_rows[:, None] + a_k[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0)
         b = tl.load(b_ptr + b_k[:, None] + b_columns[None, :], mask=k_mask[:, None] & column_mask[None, :], other=0)
-        acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+        acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION, out_dtype=acc.dtype)
 
     z = acc
     if BIAS != 0:

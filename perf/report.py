@@ -31,6 +31,10 @@ def _fmt(value, digits=3):
     return "error" if value is None else f"{value:.{digits}f}"
 
 
+def _optional(value, digits):
+    return "" if value is None else f"{value:.{digits}f}"
+
+
 def _ratio(numerator, denominator):
     return None if numerator is None or denominator is None else numerator / denominator
 
@@ -58,8 +62,8 @@ def markdown(rows, identity, copy_gbps, dry_run):
     for op in sorted({key[0] for key in groups}):
         lines += [f"## {op}", "",
                   "| shape | note | dtype | layout | dir | tritonlayers ms | eager ms | compile ms | vs eager | "
-                  "vs compile | GB/s | % copy BW | peak MiB (ours / eager / compile) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "vs compile | GB/s | % copy BW | TFLOP/s | % cuBLAS | peak MiB (ours / eager / compile) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for key in sorted((k for k in groups if k[0] == op), key=_order):
             impls = groups[key]
             ours, eager, compiled = (_ms(impls.get(name)) for name in IMPLS)
@@ -71,7 +75,8 @@ def markdown(rows, identity, copy_gbps, dry_run):
             peak = " / ".join(_fmt(v, 0) for v in peaks) if any(v is not None for v in peaks) else ""
             lines.append(f"| {'x'.join(map(str, key[1]))} | {key[2]} | {key[3]} | {key[4]} | {key[5]} | {_fmt(ours)} | "
                          f"{_fmt(eager)} | {_fmt(compiled)} | {_fmt(vs_eager, 2)} | {_fmt(vs_compile, 2)} | "
-                         f"{_fmt(ours_row.get('gbps'), 0)} | {_fmt(ours_row.get('pct_copy_bw'), 1)} | {peak} |")
+                         f"{_fmt(ours_row.get('gbps'), 0)} | {_fmt(ours_row.get('pct_copy_bw'), 1)} | "
+                         f"{_optional(ours_row.get('tflops'), 1)} | {_optional(ours_row.get('pct_cublas'), 1)} | {peak} |")
         lines.append("")
     lines += ["## Geometric-mean speedup of tritonlayers", "", "| op | dir | vs eager | vs compile |", "|---|---|---|---|"]
     for (op, direction), ratios in sorted(summary.items()):
@@ -95,7 +100,9 @@ def plot(rows, out_dir):
         return []
     written = []
     families = {"softmax": ("softmax", "log_softmax"), "dropout": ("dropout", "dropout2d", "fused_dropout"),
-                "batch_norm": ("batch_norm", "batch_norm_add_relu")}
+                "batch_norm": ("batch_norm", "batch_norm_add_relu"),
+                "gemm": ("conv1x1_bias_relu", "linear", "linear_softmax", "linear_sigmoid", "linear_log_softmax",
+                         "conv_transpose2d")}
     by_family = defaultdict(list)
     for row in rows:
         family = next((name for name, ops in families.items() if row["op"] in ops), "activation")

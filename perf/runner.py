@@ -73,10 +73,15 @@ def run(cases, device, identity, copy_gbps, dry_run):
         x = case.make_input(device)
         extras = case.make_extras(x)
         functions = {"tritonlayers": case.ours, "eager": case.eager, "compile": compile_eager(case.eager, dry_run)}
+        cublas_tflops = _cublas_tflops(case, device) if case.gemm else None
         for impl, fn in functions.items():
             for direction in DIRECTIONS:
                 progress.step(f"{case.op} {tuple(case.shape)} {str(case.dtype)[6:]} {direction} {impl}")
-                rows.append(_measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps))
+                row = _measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps)
+                if row["ms"] is not None and case.gemm:
+                    row["tflops"] = case.flops(direction) / (row["ms"] * 1e-3) / 1e12
+                    row["pct_cublas"] = 100.0 * row["tflops"] / cublas_tflops
+                rows.append(row)
         del x, extras
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -84,11 +89,20 @@ def run(cases, device, identity, copy_gbps, dry_run):
     return rows
 
 
+def _cublas_tflops(case, device):
+    """torch.mm of the case's (M, N, K) in its dtype: the cuBLAS rate its GEMMs are held to."""
+    m, n, k = case.gemm
+    a = torch.randn(m, k, device=device, dtype=case.dtype)
+    b = torch.randn(k, n, device=device, dtype=case.dtype)
+    ms, _ = bench(lambda: (lambda: torch.mm(a, b)), device, (m * k + k * n + m * n) * a.element_size())
+    return 2 * m * n * k / (ms * 1e-3) / 1e12
+
+
 def _measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps):
     nbytes = case.minimal_bytes(direction)
     row = {"op": case.op, "direction": direction, "shape": list(case.shape), "dtype": str(case.dtype)[6:],
            "layout": case.layout, "impl": impl, "ms": None, "gbps": None, "pct_copy_bw": None, "tflops": None,
-           **identity, "note": case.note, "timer": None, "peak_mb": None, "error": None}
+           **identity, "note": case.note, "timer": None, "peak_mb": None, "pct_cublas": None, "error": None}
     try:
         setup = _setup(fn, x, extras, direction)
         ms, row["timer"] = bench(setup, device, nbytes)

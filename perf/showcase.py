@@ -32,8 +32,8 @@ class Op:
     """One showcase row: ours(x) and eager(x) for timing; reference(x64, mask) in fp64 for errors, where mask
     is the scaled keep mask a seeded dropout call draws (None for deterministic ops)."""
 
-    def __init__(self, name, ours, eager, reference=None, mask=None):
-        self.name, self.ours, self.eager, self.mask = name, ours, eager, mask
+    def __init__(self, name, ours, eager, reference=None, mask=None, gemm=False):
+        self.name, self.ours, self.eager, self.mask, self.gemm = name, ours, eager, mask, gemm
         self.reference = reference or (lambda x64, _: eager(x64))
 
 
@@ -77,6 +77,24 @@ def _ops():
 
     ops += [Op("batch_norm", lambda x: bn(TF, x, False), lambda x: bn(F, x, False)),
             Op("bn_add_relu", lambda x: bn(TF, x, True), lambda x: bn(F, x, True))]
+    linear_weight = _fixed((12, SHAPE[-1]), 5).to(DEVICE)
+    conv_weight, conv_bias = _fixed((16, SHAPE[1], 1, 1), 6).to(DEVICE), _fixed((16,), 7).to(DEVICE)
+    transpose_weight = _fixed((SHAPE[1], 4, 2, 2), 8).to(DEVICE)
+
+    def layer(module, x, kind):
+        """The GEMM layers with their fused epilogues: linear + softmax over the last dim, a strided 1x1
+        convolution + bias + relu, a 2x2 stride-2 transposed convolution."""
+        if kind == "linear":
+            weight = linear_weight.to(x.dtype)
+            return TF.linear(x, weight, activation="softmax") if module is TF else F.softmax(F.linear(x, weight), -1)
+        if kind == "conv":
+            args = (x, conv_weight.to(x.dtype), conv_bias.to(x.dtype), 2)
+            return TF.conv2d(*args, activation="relu") if module is TF else F.relu(F.conv2d(*args))
+        return getattr(module, "conv_transpose2d")(x, transpose_weight.to(x.dtype), None, 2)
+
+    ops += [Op(name, lambda x, k=kind: layer(TF, x, k), lambda x, k=kind: layer(F, x, k), gemm=True)
+            for name, kind in (("linear_softmax", "linear"), ("conv1x1_relu", "conv"),
+                               ("conv_transpose", "transpose"))]
     return ops
 
 
@@ -86,13 +104,13 @@ def max_errors(op, dtype):
     # values across every activation's interesting range
     x = (torch.rand(SHAPE, generator=generator, dtype=torch.float64) * 16 - 8).to(dtype)
     x = x.to(DEVICE).contiguous(memory_format=torch.channels_last).requires_grad_()
-    grad_output = (torch.rand(x.shape, generator=generator, dtype=torch.float64) * 2 - 1).to(dtype).to(DEVICE)
     mask = None
     if op.mask:  # the same seed draws the same mask (keys are logical indices): take it from ones
         torch.manual_seed(SEED)
         mask = getattr(TF, op.mask)(torch.ones(SHAPE, dtype=torch.float64, device=DEVICE), P)
         torch.manual_seed(SEED)
     y = op.ours(x)
+    grad_output = (torch.rand(y.shape, generator=generator, dtype=torch.float64) * 2 - 1).to(dtype).to(DEVICE)
     (grad,) = torch.autograd.grad(y, x, grad_output)
     x64 = x.detach().double().requires_grad_()
     expected = op.reference(x64, mask)
@@ -121,21 +139,26 @@ def main(argv=None):
     where = "GPU " + torch.cuda.get_device_name() if DEVICE.type == "cuda" else "CPU, Triton interpreter"
     print(f"tritonlayers showcase on {where}: every op against torch in fp64 (errors relative to "
           "max(1, |torch|); dropout ops against torch with the same mask)\n")
-    header = f"{'op':<13} " + " ".join(f"{str(d)[6:]:>18}" for d in dtypes)
+    header = f"{'op':<15} " + " ".join(f"{str(d)[6:]:>18}" for d in dtypes)
     if timing:
         header += "   fwd ms (fp16 32x256x56x56): ours / eager / compile"
     print(header)
-    print(f"{'':<13} " + " ".join(f"{'out':>8} {'grad':>9}" for _ in dtypes))
+    print(f"{'':<15} " + " ".join(f"{'out':>8} {'grad':>9}" for _ in dtypes))
     failures = 0
     ops = _ops()
+    # fp32 GEMMs compared with fp64: TF32 off (the kernels follow torch's switches, which allow it for convs)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     for op in ops:
         cells = []
         for dtype in dtypes:
+            if op.gemm and dtype == torch.bfloat16 and DEVICE.type != "cuda":
+                cells.append(f"{'(GPU only)':>18}")  # Triton's interpreter computes bf16 tl.dot wrongly
+                continue
             out_error, grad_error = max_errors(op, dtype)
             ok = out_error <= TOLERANCE[dtype] and grad_error <= TOLERANCE[dtype]
             failures += not ok
             cells.append(f"{out_error:8.1e} {grad_error:8.1e}{' ' if ok else '!'}")
-        line = f"{op.name:<13} " + " ".join(cells)
+        line = f"{op.name:<15} " + " ".join(cells)
         if timing:
             line += "   " + " / ".join(f"{ms:.3f}" for ms in forward_times(op))
         print(line, flush=True)

@@ -64,7 +64,8 @@ def _compile_only(self, *args, grid, warmup, **kwargs):
     # A stack frame means registers spilled to local memory. ptxas alone sometimes trades a few words of
     # stack for occupancy; more than MAX_STACK_BYTES is a tile too big for the registers.
     variant = f"{self.fn.__name__} {kernel.metadata.num_warps} warps {sorted(kernel.src.constants.items())}"
-    if stack < 0 or stack > MAX_STACK_BYTES:
+    fp64_gemm = self.fn.__name__ == "gemm_kernel" and args[0].dtype == torch.float64  # serves gradcheck only
+    if (stack < 0 or stack > MAX_STACK_BYTES) and not fp64_gemm:
         spilled[variant] = usage
     if kernel.metadata.shared > MAX_SHARED_BYTES and not _autotuning:
         over_shared[variant] = kernel.metadata.shared

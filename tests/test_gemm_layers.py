@@ -15,10 +15,12 @@ DTYPES = [torch.float64, torch.float32, torch.float16,
 
 
 @pytest.fixture(autouse=True)
-def exact_fp32(monkeypatch):
+def exact_fp32():
     """fp32 GEMMs compared with fp64 need TF32 off (torch's switches, which the kernels follow)."""
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def _compare(ours, reference, leaves, dtype, reduced):
@@ -187,8 +189,8 @@ def test_gradcheck_fp64(op):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="TF32 exists on the GPU only")
-def test_tf32_follows_torch_switches(monkeypatch):
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
+def test_tf32_follows_torch_switches():
+    torch.backends.cuda.matmul.allow_tf32 = True  # the autouse fixture restores it
     x = make_input((256, 512), torch.float32)
     weight = make_input((384, 512), torch.float32)
     ours, theirs = TF.linear(x, weight), F.linear(x, weight)

@@ -29,12 +29,20 @@ class Case:
     # more inputs by keyword (e.g. bias, residual): extras(x) -> {name: tensor}; gradients flow to those
     # that require grad
     extras: Callable = None
+    # GEMMs: the forward's (M, N, K); rows then carry TFLOP/s and % of cuBLAS (torch.mm of that size)
+    gemm: tuple = None
+
+    def flops(self, direction):
+        if self.gemm is None:
+            return None
+        m, n, k = self.gemm
+        return 2 * m * n * k * {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[direction]
 
     def minimal_bytes(self, direction):
         numel = 1
         for size in self.shape:
             numel *= size
-        return self.passes[direction] * numel * torch.empty(0, dtype=self.dtype).element_size()
+        return int(self.passes[direction] * numel * torch.empty(0, dtype=self.dtype).element_size())
 
     def make_input(self, device):
         x = torch.empty(self.shape, dtype=self.dtype, device=device).uniform_(self.low, self.high)
@@ -47,9 +55,10 @@ class Case:
 
 
 def all_cases(profile):
-    from . import activation, batch_norm, dropout, softmax
+    from . import activation, batch_norm, dropout, gemm, softmax
     assert profile in PROFILES, profile
-    return [*activation.cases(profile), *softmax.cases(profile), *dropout.cases(profile), *batch_norm.cases(profile)]
+    return [*activation.cases(profile), *softmax.cases(profile), *dropout.cases(profile), *batch_norm.cases(profile),
+            *gemm.cases(profile)]
 
 
 def select(cases, ops):
