@@ -13,7 +13,9 @@ import torch
 import triton
 import triton.language as tl
 
-from .activation import IDENTITY, apply_activation
+from .activation import (IDENTITY, activation_backward_from_input, activation_backward_from_output,
+                         apply_activation)
+from .precision import to_compute_dtype
 
 
 @triton.jit
@@ -31,7 +33,7 @@ def axis_offsets(index, size1, size2, stride0, stride1, stride2, LEVELS: tl.cons
 
 @triton.jit
 def gemm_kernel(
-    a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, M, N, K,
+    a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, M, N, K,
     batch_size1, batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2,
     a_batch0, a_batch1, a_batch2, a_m0, a_m1, a_m2, a_k0, a_k1, a_k2,
     b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2,
@@ -40,12 +42,18 @@ def gemm_kernel(
     param_a, param_b,
     M_LEVELS: tl.constexpr, N_LEVELS: tl.constexpr, K_LEVELS: tl.constexpr,
     BIAS: tl.constexpr, ACTIVATION: tl.constexpr, SOFTMAX: tl.constexpr, STORE_PRE: tl.constexpr,
+    PROLOGUE: tl.constexpr, BIAS_GRAD: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
 ):
-    """BIAS: 0 none, 1 along N (a linear layer's features), 2 along M (a convolution's output channels).
-    SOFTMAX: 0, or 1 / 2 for softmax / log_softmax over N (the host makes BLOCK_N cover N). STORE_PRE: also
-    store the pre-activation (after bias) to pre_ptr, laid out like C, for a backward that needs it."""
+    """Forward epilogue: BIAS 0 none, 1 along N (a linear layer's features), 2 along M (a convolution's
+    output channels); ACTIVATION; SOFTMAX 0, or 1 / 2 for softmax / log_softmax over N (the host makes
+    BLOCK_N cover N); STORE_PRE also stores the pre-activation (after bias) to pre_ptr, laid out like C.
+
+    Backward prologue: with PROLOGUE 1 (saved pre-activation) or 2 (saved output), A holds the gradient
+    after ACTIVATION and becomes the gradient before it as it is loaded, from a_saved (laid out like A), so
+    that gradient is never written to memory. BIAS_GRAD: the programs of the first N block also store A's
+    row sums (the bias gradient when A is dz transposed) to bias_ptr, per batch like a bias."""
     # Grouped program order: GROUP_M row blocks share their B tiles while they sit in L2.
     pid = tl.program_id(0)
     blocks_m = tl.cdiv(M, BLOCK_M)
@@ -74,18 +82,34 @@ def gemm_kernel(
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64)
     else:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    row_sums = tl.sum(acc, axis=1)
+    a_saved_ptr += batch_outer * a_batch0 + batch_middle * a_batch1 + batch_inner * a_batch2
     for k_start in range(0, K, BLOCK_K):
         ks = k_start + tl.arange(0, BLOCK_K)
         k_mask = ks < K
         a_k = axis_offsets(ks, k_size1, k_size2, a_k0, a_k1, a_k2, K_LEVELS)
         b_k = axis_offsets(ks, k_size1, k_size2, b_k0, b_k1, b_k2, K_LEVELS)
-        a = tl.load(a_ptr + a_rows[:, None] + a_k[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0)
+        a_offsets = a_rows[:, None] + a_k[None, :]
+        a_mask = row_mask[:, None] & k_mask[None, :]
+        a = tl.load(a_ptr + a_offsets, mask=a_mask, other=0)
+        if PROLOGUE != 0:
+            saved = to_compute_dtype(tl.load(a_saved_ptr + a_offsets, mask=a_mask, other=0))
+            if PROLOGUE == 1:
+                dz = activation_backward_from_input(to_compute_dtype(a), saved, ACTIVATION, param_a, param_b)
+            else:
+                dz = activation_backward_from_output(to_compute_dtype(a), saved, ACTIVATION, param_a, param_b)
+            a = dz.to(a.dtype)
+        if BIAS_GRAD:
+            row_sums += tl.sum(a.to(acc.dtype), axis=1)
         b = tl.load(b_ptr + b_k[:, None] + b_columns[None, :], mask=k_mask[:, None] & column_mask[None, :], other=0)
         acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION, out_dtype=acc.dtype)
 
+    bias_ptr += batch_outer * bias_batch0 + batch_middle * bias_batch1 + batch_inner * bias_batch2
+    if BIAS_GRAD:
+        if pid_n == 0:
+            tl.store(bias_ptr + rows, row_sums.to(bias_ptr.dtype.element_ty), mask=row_mask)
     z = acc
     if BIAS != 0:
-        bias_ptr += batch_outer * bias_batch0 + batch_middle * bias_batch1 + batch_inner * bias_batch2
         if BIAS == 1:
             z += tl.load(bias_ptr + columns, mask=column_mask, other=0).to(acc.dtype)[None, :]
         else:
@@ -104,7 +128,7 @@ def gemm_kernel(
             y = shifted - tl.log(total)[:, None]
         else:
             y = exp_shifted / total[:, None]
-    elif ACTIVATION != IDENTITY:
+    elif ACTIVATION != IDENTITY and PROLOGUE == 0:
         y = apply_activation(z, ACTIVATION, param_a, param_b)
     else:
         y = z
@@ -140,7 +164,8 @@ def prune_configs(configs, named_args, **kwargs):
 
 gemm_autotuned = triton.autotune(
     configs=CONFIGS,
-    key=["M", "N", "K", "M_LEVELS", "N_LEVELS", "K_LEVELS", "BIAS", "ACTIVATION", "INPUT_PRECISION"],
+    key=["M", "N", "K", "M_LEVELS", "N_LEVELS", "K_LEVELS", "BIAS", "ACTIVATION", "PROLOGUE", "BIAS_GRAD",
+         "INPUT_PRECISION"],
     prune_configs_by={"early_config_prune": prune_configs},
 )(gemm_kernel)
 

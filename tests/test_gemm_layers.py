@@ -88,6 +88,29 @@ def test_linear_without_bias_and_frozen_weight():
     assert_close(grad, expected, scale_atol=9)
 
 
+@pytest.mark.parametrize("op", ["linear", "conv2d", "conv_transpose2d"])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_bias_gradient_with_a_frozen_weight(op, activation):
+    # without a weight gradient there is no weight GEMM to sum the bias gradient: it is reduced directly
+    if op == "linear":
+        x, weight = make_input((5, 7), torch.float32), make_input((6, 7), torch.float32)
+        call = lambda module, x, w, b: module.linear(x, w, b)  # noqa: E731
+    elif op == "conv2d":
+        x, weight = make_input((2, 7, 3, 3), torch.float32), make_input((6, 7, 1, 1), torch.float32)
+        call = lambda module, x, w, b: module.conv2d(x, w, b)  # noqa: E731
+    else:
+        x, weight = make_input((2, 7, 3, 3), torch.float32), make_input((7, 6, 2, 2), torch.float32)
+        call = lambda module, x, w, b: module.conv_transpose2d(x, w, b, 2)  # noqa: E731
+    bias = make_input((6,), torch.float32, requires_grad=True)
+    y = {"linear": TF.linear, "conv2d": TF.conv2d, "conv_transpose2d": TF.conv_transpose2d}[op]
+    ours = y(x, weight, bias, activation=activation) if op != "conv_transpose2d" else y(
+        x, weight, bias, 2, activation=activation)
+    (grad,) = torch.autograd.grad(ours.sum(), bias)
+    bias64 = bias.detach().double().requires_grad_()
+    (expected,) = torch.autograd.grad(activate(call(F, x.double(), weight.double(), bias64), activation).sum(), bias64)
+    assert_close(grad, expected, scale_atol=50)
+
+
 @pytest.mark.parametrize("activation,saved", [(None, None), ("relu", "output"), ("gelu", "pre")])
 def test_linear_saves_output_or_pre_activation(activation, saved):
     x = make_input((4, 9), torch.float32, requires_grad=True)

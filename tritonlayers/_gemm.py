@@ -55,16 +55,21 @@ def input_precision(dtype, allow_tf32):
 
 
 def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=ActivationSpec("identity"), softmax=None,
-         pre=None, allow_tf32=False, op_name="gemm"):
-    """c = epilogue(a @ b) over the given axes (a, b, c are the base tensors the strides walk from).
+         pre=None, a_saved=None, prologue=None, bias_grad=None, allow_tf32=False, op_name="gemm"):
+    """c = epilogue(prologue(a) @ b) over the given axes (a, b, c are the base tensors the strides walk from).
 
-    bias_along: "n" or "m" (bias is 1-D, offset per batch by the batch axis' "bias" strides); softmax:
-    None, "softmax" or "log_softmax" over N (needs N to fit one tile: softmax_epilogue_config); pre: a
-    tensor laid out like c that also receives the pre-activation.
+    Forward: bias_along "n" or "m" (bias is 1-D, offset per batch by the batch axis' "bias" strides);
+    softmax None, "softmax" or "log_softmax" over N (needs N to fit one tile: softmax_epilogue_config); pre
+    a tensor laid out like c that also receives the pre-activation; spec the activation.
+    Backward: prologue "input" / "output" turns a (the gradient after spec's activation) into the gradient
+    before it from a_saved (the saved pre-activation / output, with a's strides); bias_grad a tensor that
+    receives a's row sums, offset per batch by the "bias" strides.
     """
     if m.total == 0 or n.total == 0 or batch.total == 0:
         return
-    args = [a, b, c, bias if bias is not None else c, pre if pre is not None else c, m.total, n.total, k.total,
+    bias_like = bias if bias is not None else bias_grad
+    args = [a, b, c, bias_like if bias_like is not None else c, pre if pre is not None else c,
+            a_saved if a_saved is not None else a, m.total, n.total, k.total,
             batch.size1, batch.size2, m.size1, m.size2, n.size1, n.size2, k.size1, k.size2,
             *batch.strides["a"], *m.strides["a"], *k.strides["a"],
             *batch.strides["b"], *k.strides["b"], *n.strides["b"],
@@ -73,8 +78,9 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
     constexprs = dict(M_LEVELS=m.levels, N_LEVELS=n.levels, K_LEVELS=k.levels,
                       BIAS={None: 0, "n": 1, "m": 2}[bias_along if bias is not None else None],
                       ACTIVATION=spec.kernel_id, SOFTMAX=SOFTMAX_IDS[softmax], STORE_PRE=pre is not None,
+                      PROLOGUE={None: 0, "input": 1, "output": 2}[prologue], BIAS_GRAD=bias_grad is not None,
                       INPUT_PRECISION=input_precision(a.dtype, allow_tf32))
-    with launch_device(op_name, a, b, c, bias):
+    with launch_device(op_name, a, b, c, bias, a_saved, bias_grad):
         if softmax is not None:
             block_m, block_n, block_k, num_warps, num_stages = softmax_epilogue_config(n.total)
             grid = (triton.cdiv(m.total, block_m) * triton.cdiv(n.total, block_n), batch.total)

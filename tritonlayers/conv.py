@@ -4,15 +4,16 @@ copies, the activation fused into the epilogue, output in the input's memory for
 1x1 convolution, per group: y[n, o, p] = sum_c W[o, c] x[n, c, p * stride]. M = output channels, K = input
 channels, N = pixels (n, h, w): strided sampling is a stride in the pixel axis. Transposed convolution with
 kernel == stride writes each input pixel's k x k patch: one GEMM per tap (i, j), taps and groups batched.
-Backward: grad_input and grad_weight as GEMMs on the same axes (the weight gradient reduces over pixels),
-grad_bias as channel sums of the gradient before the activation.
+Backward: grad_input and grad_weight as GEMMs whose A operand is the output gradient (pixels x channels for
+grad_input, channels x pixels for grad_weight), so the activation's derivative is applied as A is loaded
+(linear.backward_operand) and the weight-gradient GEMM sums A's rows into grad_bias.
 """
 import torch
 
 from ._gemm import Level, axis, check_same_dtype, gemm
 from ._launch import check_floating, check_tensor
-from .activation import activation_backward, resolve_activation
-from .linear import saved_kind
+from .activation import resolve_activation
+from .linear import backward_operand, materialized, saved_kind
 
 
 def _pair(value, name, op_name):
@@ -45,10 +46,22 @@ def _groups_axis(groups, strides, *taps):
     return axis(Level(groups, strides), *taps)
 
 
-def _activation_grad(ctx, grad_output, saved):
-    if ctx.saved_kind is None:
-        return grad_output
-    return activation_backward(grad_output, saved, ctx.spec, saved_is_output=ctx.saved_kind == "output")
+def _bias_grad_buffer(needs_weight, needs_bias, grad, shape):
+    """Where the weight-gradient GEMM writes the bias gradient (in the compute dtype), or None."""
+    if not (needs_weight and needs_bias):
+        return None
+    return torch.empty(shape, dtype=torch.float64 if grad.dtype == torch.float64 else torch.float32,
+                       device=grad.device)
+
+
+def _finish_bias_grad(ctx, buffer, grad, a_saved, prologue, weight, sum_dims=None):
+    """grad_bias from the GEMM's buffer (summed over sum_dims), or, without a weight gradient, from the
+    gradient before the activation."""
+    if buffer is not None:
+        return (buffer.sum(sum_dims) if sum_dims else buffer).reshape(-1).to(weight.dtype)
+    if ctx.needs_input_grad[2]:
+        return materialized(grad, a_saved, prologue, ctx.spec).sum((0, 2, 3))
+    return None
 
 
 def _forward_outputs(ctx, spec, shape, input):
@@ -83,34 +96,36 @@ class Conv1x1Function(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         input, weight, saved = ctx.saved_tensors
-        grad = _activation_grad(ctx, grad_output, saved)
+        grad, a_saved, prologue = backward_operand(ctx, grad_output, saved)
         stride, groups = ctx.stride, ctx.groups
         batch, channels = input.shape[:2]
         out_h, out_w = grad.shape[2:]
         in_group, out_group = channels // groups, weight.shape[0] // groups
+        needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         grad_input = grad_weight = None
-        tf32 = torch.backends.cudnn.allow_tf32
-        if ctx.needs_input_grad[0]:
+        common = dict(a_saved=a_saved, prologue=prologue, spec=ctx.spec, allow_tf32=torch.backends.cudnn.allow_tf32,
+                      op_name="conv2d")
+        if needs_input:  # (pixels x in channels) = (pixels x out channels) @ W
             # pixels the strided forward skipped get no gradient: start from zeros then
             grad_input = (torch.zeros_like if stride != (1, 1) else torch.empty_like)(
                 input, memory_format=_memory_format(input))
-            gemm(weight, grad, grad_input,
-                 batch=_groups_axis(groups, {"a": out_group * weight.stride(0), "b": out_group * grad.stride(1),
+            gemm(grad, weight, grad_input,
+                 batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": out_group * weight.stride(0),
                                              "c": in_group * grad_input.stride(1)}),
-                 m=axis(Level(in_group, {"a": weight.stride(1), "c": grad_input.stride(1)})),
-                 n=_pixels((batch, out_h, out_w), {"b": _spatial(grad), "c": _spatial(grad_input, stride)}),
-                 k=axis(Level(out_group, {"a": weight.stride(0), "b": grad.stride(1)})),
-                 allow_tf32=tf32, op_name="conv2d")
-        if ctx.needs_input_grad[1]:
+                 m=_pixels((batch, out_h, out_w), {"a": _spatial(grad), "c": _spatial(grad_input, stride)}),
+                 n=axis(Level(in_group, {"b": weight.stride(1), "c": grad_input.stride(1)})),
+                 k=axis(Level(out_group, {"a": grad.stride(1), "b": weight.stride(0)})), **common)
+        bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, out_group))
+        if needs_weight:  # (out channels x in channels) = (out channels x pixels) @ x
             grad_weight = torch.empty_like(weight)
             gemm(grad, input, grad_weight,
                  batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * input.stride(1),
-                                             "c": out_group * grad_weight.stride(0)}),
+                                             "c": out_group * grad_weight.stride(0), "bias": out_group}),
                  m=axis(Level(out_group, {"a": grad.stride(1), "c": grad_weight.stride(0)})),
                  n=axis(Level(in_group, {"b": input.stride(1), "c": grad_weight.stride(1)})),
                  k=_pixels((batch, out_h, out_w), {"a": _spatial(grad), "b": _spatial(input, stride)}),
-                 allow_tf32=tf32, op_name="conv2d")
-        grad_bias = grad.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None
+                 bias_grad=bias_buffer, **common)
+        grad_bias = _finish_bias_grad(ctx, bias_buffer, grad, a_saved, prologue, weight)
         return grad_input, grad_weight, grad_bias, None, None, None
 
 
@@ -140,36 +155,39 @@ class ConvTranspose2dFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         input, weight, saved = ctx.saved_tensors
-        grad = _activation_grad(ctx, grad_output, saved)
+        grad, a_saved, prologue = backward_operand(ctx, grad_output, saved)
         groups = ctx.groups
         batch, channels, height, width = input.shape
         kh, kw = weight.shape[2:]
         in_group, out_group = channels // groups, weight.shape[1]
+        needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         grad_input = grad_weight = None
-        tf32 = torch.backends.cudnn.allow_tf32
-        if ctx.needs_input_grad[0]:  # sum over output channels and taps
+        common = dict(a_saved=a_saved, prologue=prologue, spec=ctx.spec, allow_tf32=torch.backends.cudnn.allow_tf32,
+                      op_name="conv_transpose2d")
+        if needs_input:  # (pixels x in channels): a sum over output channels and taps
             grad_input = torch.empty_like(input, memory_format=_memory_format(input))
-            gemm(weight, grad, grad_input,
-                 batch=_groups_axis(groups, {"a": in_group * weight.stride(0), "b": out_group * grad.stride(1),
+            gemm(grad, weight, grad_input,
+                 batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * weight.stride(0),
                                              "c": in_group * grad_input.stride(1)}),
-                 m=axis(Level(in_group, {"a": weight.stride(0), "c": grad_input.stride(1)})),
-                 n=_pixels((batch, height, width), {"b": _spatial(grad, (kh, kw)), "c": _spatial(grad_input)}),
-                 k=axis(Level(out_group, {"a": weight.stride(1), "b": grad.stride(1)}),
-                        Level(kh, {"a": weight.stride(2), "b": grad.stride(2)}),
-                        Level(kw, {"a": weight.stride(3), "b": grad.stride(3)})),
-                 allow_tf32=tf32, op_name="conv_transpose2d")
-        if ctx.needs_input_grad[1]:  # per group and tap, a reduction over pixels
+                 m=_pixels((batch, height, width), {"a": _spatial(grad, (kh, kw)), "c": _spatial(grad_input)}),
+                 n=axis(Level(in_group, {"b": weight.stride(0), "c": grad_input.stride(1)})),
+                 k=axis(Level(out_group, {"a": grad.stride(1), "b": weight.stride(1)}),
+                        Level(kh, {"a": grad.stride(2), "b": weight.stride(2)}),
+                        Level(kw, {"a": grad.stride(3), "b": weight.stride(3)})), **common)
+        bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, kh, kw, out_group))
+        if needs_weight:  # per group and tap, (out channels x in channels) reduced over pixels
             grad_weight = torch.empty_like(weight)
-            taps = (Level(kh, {"b": grad.stride(2), "c": grad_weight.stride(2)}),
-                    Level(kw, {"b": grad.stride(3), "c": grad_weight.stride(3)}))
-            gemm(input, grad, grad_weight,
-                 batch=_groups_axis(groups, {"a": in_group * input.stride(1), "b": out_group * grad.stride(1),
-                                             "c": in_group * grad_weight.stride(0)}, *taps),
-                 m=axis(Level(in_group, {"a": input.stride(1), "c": grad_weight.stride(0)})),
-                 n=axis(Level(out_group, {"b": grad.stride(1), "c": grad_weight.stride(1)})),
-                 k=_pixels((batch, height, width), {"a": _spatial(input), "b": _spatial(grad, (kh, kw))}),
-                 allow_tf32=tf32, op_name="conv_transpose2d")
-        grad_bias = grad.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None
+            taps = (Level(kh, {"a": grad.stride(2), "c": grad_weight.stride(2), "bias": kw * out_group}),
+                    Level(kw, {"a": grad.stride(3), "c": grad_weight.stride(3), "bias": out_group}))
+            gemm(grad, input, grad_weight,
+                 batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * input.stride(1),
+                                             "c": in_group * grad_weight.stride(0), "bias": kh * kw * out_group},
+                                    *taps),
+                 m=axis(Level(out_group, {"a": grad.stride(1), "c": grad_weight.stride(1)})),
+                 n=axis(Level(in_group, {"b": input.stride(1), "c": grad_weight.stride(0)})),
+                 k=_pixels((batch, height, width), {"a": _spatial(grad, (kh, kw)), "b": _spatial(input)}),
+                 bias_grad=bias_buffer, **common)
+        grad_bias = _finish_bias_grad(ctx, bias_buffer, grad, a_saved, prologue, weight, sum_dims=(1, 2))
         return grad_input, grad_weight, grad_bias, None, None
 
 

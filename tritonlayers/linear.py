@@ -1,9 +1,10 @@
 """linear(input, weight, bias=None, *, activation=None): a fully-connected layer on the GEMM core, with the
 activation, or a softmax / log_softmax over the output features, fused into the epilogue.
 
-Backward: the gradient before the activation (from the saved output where it determines the derivative,
-else from the pre-activation the forward stored), then grad_input = dz @ W and grad_weight = dz^T @ x as
-GEMMs over any leading dims, and grad_bias = the column sums of dz.
+Backward: grad_input = dz @ W and grad_weight = dz^T @ x as GEMMs over any leading dims, where dz, the
+gradient before the activation, is formed as the GEMMs load their A operand (from the saved output where
+it determines the derivative, else from the pre-activation the forward stored) and never written; the
+weight-gradient GEMM also sums dz's rows into grad_bias. Softmax heads take the softmax backward first.
 """
 import torch
 
@@ -58,25 +59,42 @@ def linear_forward(input, weight, bias, spec, head, store_pre):
     return output, pre
 
 
-def linear_input_grad(grad, weight, input_shape):
+def backward_operand(ctx, grad_output, saved):
+    """(gradient, a_saved, prologue) for the backward GEMMs: the gradient after the activation with the
+    saved tensor its prologue needs (same strides), or the gradient before it when no prologue applies."""
+    if ctx.saved_kind is None:
+        return grad_output, None, None
+    if saved.stride() != grad_output.stride():
+        grad_output, saved = grad_output.contiguous(), saved.contiguous()
+    return grad_output, saved, "output" if ctx.saved_kind == "output" else "input"
+
+
+def materialized(grad, a_saved, prologue, spec):
+    """The gradient before the activation as a tensor (for a bias gradient wanted without the weight's)."""
+    if prologue is None:
+        return grad
+    return activation_backward(grad, a_saved, spec, saved_is_output=prologue == "output")
+
+
+def linear_input_grad(grad, a_saved, prologue, spec, weight, input_shape):
     """dz @ W, shaped like the input."""
     grad_input = torch.empty(input_shape, dtype=grad.dtype, device=grad.device)
     m = _rows((grad, "a"), (grad_input, "c"))
     n = axis(Level(weight.shape[1], {"b": weight.stride(1), "c": grad_input.stride(-1)}))
     k = axis(Level(weight.shape[0], {"a": grad.stride(-1), "b": weight.stride(0)}))
-    gemm(grad, weight, grad_input, batch=NO_BATCH, m=m, n=n, k=k,
+    gemm(grad, weight, grad_input, batch=NO_BATCH, m=m, n=n, k=k, a_saved=a_saved, prologue=prologue, spec=spec,
          allow_tf32=torch.backends.cuda.matmul.allow_tf32, op_name="linear")
     return grad_input
 
 
-def linear_weight_grad(grad, input, weight):
-    """dz^T @ x, summed over every leading dim."""
+def linear_weight_grad(grad, a_saved, prologue, spec, input, weight, bias_grad):
+    """dz^T @ x, summed over every leading dim; dz's column sums go to bias_grad (when given)."""
     grad_weight = torch.empty_like(weight)
     m = axis(Level(weight.shape[0], {"a": grad.stride(-1), "c": grad_weight.stride(0)}))
     n = axis(Level(weight.shape[1], {"b": input.stride(-1), "c": grad_weight.stride(1)}))
     k = _rows((grad, "a"), (input, "b"))
-    gemm(grad, input, grad_weight, batch=NO_BATCH, m=m, n=n, k=k,
-         allow_tf32=torch.backends.cuda.matmul.allow_tf32, op_name="linear")
+    gemm(grad, input, grad_weight, batch=NO_BATCH, m=m, n=n, k=k, a_saved=a_saved, prologue=prologue, spec=spec,
+         bias_grad=bias_grad, allow_tf32=torch.backends.cuda.matmul.allow_tf32, op_name="linear")
     return grad_weight
 
 
@@ -93,17 +111,26 @@ class LinearFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         input, weight, saved = ctx.saved_tensors
-        grad = grad_output
-        if ctx.head is not None:
-            grad = softmax_backward(saved, grad_output, saved.dim() - 1, saved.dtype, log=ctx.head == "log_softmax")
-        elif ctx.saved_kind is not None:
-            grad = activation_backward(grad_output, saved, ctx.spec, saved_is_output=ctx.saved_kind == "output")
         needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        if ctx.head is not None:
+            grad, a_saved, prologue = softmax_backward(saved, grad_output, saved.dim() - 1, saved.dtype,
+                                                       log=ctx.head == "log_softmax"), None, None
+        else:
+            grad, a_saved, prologue = backward_operand(ctx, grad_output, saved)
         if _too_strided((grad, "a"), (input, "b")):
             grad, input = grad.contiguous(), input.contiguous()
-        grad_input = linear_input_grad(grad, weight, input.shape) if needs_input else None
-        grad_weight = linear_weight_grad(grad, input, weight) if needs_weight else None
-        grad_bias = grad.sum(tuple(range(grad.dim() - 1))) if needs_bias else None
+            a_saved = a_saved.contiguous() if a_saved is not None else None
+        grad_input = grad_weight = grad_bias = None
+        if needs_input:
+            grad_input = linear_input_grad(grad, a_saved, prologue, ctx.spec, weight, input.shape)
+        if needs_weight:
+            grad_bias = torch.empty(weight.shape[0], dtype=torch.float64 if grad.dtype == torch.float64
+                                    else torch.float32, device=grad.device) if needs_bias else None
+            grad_weight = linear_weight_grad(grad, a_saved, prologue, ctx.spec, input, weight, grad_bias)
+        elif needs_bias:
+            grad_bias = materialized(grad, a_saved, prologue, ctx.spec).sum(tuple(range(grad.dim() - 1)))
+        if grad_bias is not None:
+            grad_bias = grad_bias.to(weight.dtype)
         return grad_input, grad_weight, grad_bias, None, None
 
 
