@@ -1,0 +1,296 @@
+"""2-d pooling: max, average and adaptive windows, forward and a deterministic gather backward, and a
+global (1x1 output) reduction path.
+
+Window kernels walk output elements (backward: input elements) flattened in the tensor's memory order, with
+channels innermost for channels_last, so neighbouring lanes touch neighbouring addresses. A program's
+elements are decomposed into (n, c, h, w) and each visits its window with unrolled loops over the kernel
+(or, for adaptive pooling, over the largest window). Max pooling keeps torch's choice: the first maximum in
+scan order, the last NaN (NaN propagates); backward sends each output's gradient to that element by having
+every input element gather from the windows that contain it: no atomics. Instead of int64 indices the
+forward saves each output's position inside its window in the smallest integer type that holds it.
+"""
+import triton
+import triton.language as tl
+
+from .precision import compute_full, to_compute_dtype
+
+MAX_POOL = tl.constexpr(0)
+AVG_POOL = tl.constexpr(1)
+ADAPTIVE_MAX = tl.constexpr(2)
+ADAPTIVE_AVG = tl.constexpr(3)
+MODE_IDS = {"max": MAX_POOL.value, "avg": AVG_POOL.value, "adaptive_max": ADAPTIVE_MAX.value,
+            "adaptive_avg": ADAPTIVE_AVG.value}
+
+
+@triton.jit
+def _coordinates(flat, channels, height, width, CHANNELS_LAST: tl.constexpr):
+    """(n, c, h, w) of flat indices in memory order: (n, c, h, w), or (n, h, w, c) for channels_last."""
+    if CHANNELS_LAST:
+        c = flat % channels
+        rest = flat // channels
+        w = rest % width
+        rest = rest // width
+        h = rest % height
+        n = rest // height
+    else:
+        w = flat % width
+        rest = flat // width
+        h = rest % height
+        rest = rest // height
+        c = rest % channels
+        n = rest // channels
+    return n, c, h, w
+
+
+@triton.jit
+def _window_start(o, size, out_size, stride, pad, MODE: tl.constexpr):
+    """First input row (or column) of output o's window: stride * o - pad, or floor(o * size / out_size)."""
+    if MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG:
+        return (o * size) // out_size
+    else:
+        return o * stride - pad
+
+
+@triton.jit
+def _window_end(o, size, out_size, start, kernel, pad, MODE: tl.constexpr):
+    """One past the last input row of the window: adaptive ceil((o + 1) * size / out_size); otherwise the
+    window clipped to the padded input (torch's bound for count_include_pad)."""
+    if MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG:
+        return ((o + 1) * size + out_size - 1) // out_size
+    else:
+        return tl.minimum(start + kernel, size + pad)
+
+
+@triton.jit
+def _avg_divisor(h_start, h_end, w_start, w_end, height, width, divisor_override, COUNT_INCLUDE_PAD: tl.constexpr,
+                 MODE: tl.constexpr):
+    """torch's average-pooling divisor for windows [start, end) (ends already clipped to the padded input)."""
+    if MODE == ADAPTIVE_AVG:
+        return (h_end - h_start) * (w_end - w_start)
+    if COUNT_INCLUDE_PAD:
+        divisor = (h_end - h_start) * (w_end - w_start)
+    else:
+        divisor = (tl.minimum(h_end, height) - tl.maximum(h_start, 0)) * \
+            (tl.minimum(w_end, width) - tl.maximum(w_start, 0))
+    return tl.where(divisor_override != 0, divisor_override, divisor)
+
+
+@triton.jit
+def pool2d_forward_kernel(
+    input_ptr, output_ptr, position_ptr, indices_ptr, numel, channels, height, width, out_height, out_width,
+    input_stride_n, input_stride_c, input_stride_h, input_stride_w,
+    output_stride_n, output_stride_c, output_stride_h, output_stride_w,
+    stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, divisor_override,
+    MODE: tl.constexpr, KERNEL_H: tl.constexpr, KERNEL_W: tl.constexpr, COUNT_INCLUDE_PAD: tl.constexpr,
+    SAVE_POSITION: tl.constexpr, RETURN_INDICES: tl.constexpr, CHANNELS_LAST: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """One output element per lane. Adaptive modes: KERNEL_H / KERNEL_W bound the largest window.
+    position: the argmax's position in its window (i * KERNEL_W + j; adaptive: h * width + w)."""
+    flat = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = flat < numel
+    n, c, oh, ow = _coordinates(flat, channels, out_height, out_width, CHANNELS_LAST)
+    h_start = _window_start(oh, height, out_height, stride_h, pad_h, MODE)
+    w_start = _window_start(ow, width, out_width, stride_w, pad_w, MODE)
+    h_end = _window_end(oh, height, out_height, h_start, KERNEL_H, pad_h, MODE)
+    w_end = _window_end(ow, width, out_width, w_start, KERNEL_W, pad_w, MODE)
+    base = input_ptr + n * input_stride_n + c * input_stride_c
+    is_max = MODE == MAX_POOL or MODE == ADAPTIVE_MAX
+    best = compute_full(float("-inf"), input_ptr, BLOCK)
+    total = compute_full(0.0, input_ptr, BLOCK)
+    best_index = tl.full([BLOCK], -1, tl.int64)
+    first_index = tl.full([BLOCK], -1, tl.int64)
+    for i in tl.static_range(KERNEL_H):
+        for j in tl.static_range(KERNEL_W):
+            if MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG:
+                ih = h_start + i
+                iw = w_start + j
+                valid = mask & (ih < h_end) & (iw < w_end)
+            else:
+                ih = h_start + i * dilation_h
+                iw = w_start + j * dilation_w
+                valid = mask & (ih >= 0) & (ih < height) & (iw >= 0) & (iw < width)
+            value = to_compute_dtype(tl.load(base + ih * input_stride_h + iw * input_stride_w, mask=valid, other=0))
+            if is_max:
+                if MODE == MAX_POOL:
+                    index = tl.full([BLOCK], i * KERNEL_W + j, tl.int64)
+                else:
+                    index = (ih * width + iw).to(tl.int64)
+                take = valid & ((value > best) | (value != value))
+                best = tl.where(take, value, best)
+                best_index = tl.where(take, index, best_index)
+                first_index = tl.where(valid & (first_index < 0), index, first_index)
+            else:
+                total += tl.where(valid, value, 0)
+    out_offsets = n * output_stride_n + c * output_stride_c + oh * output_stride_h + ow * output_stride_w
+    if is_max:
+        # all -inf (or nothing compared greater): torch keeps the window's first element
+        best_index = tl.where(best_index < 0, first_index, best_index)
+        tl.store(output_ptr + out_offsets, best.to(output_ptr.dtype.element_ty), mask=mask)
+        if SAVE_POSITION:
+            tl.store(position_ptr + out_offsets, best_index.to(position_ptr.dtype.element_ty), mask=mask)
+        if RETURN_INDICES:
+            if MODE == MAX_POOL:
+                ih = h_start + (best_index // KERNEL_W) * dilation_h
+                iw = w_start + (best_index % KERNEL_W) * dilation_w
+                best_index = ih * width + iw
+            tl.store(indices_ptr + out_offsets, best_index, mask=mask)
+    else:
+        divisor = _avg_divisor(h_start, h_end, w_start, w_end, height, width, divisor_override, COUNT_INCLUDE_PAD,
+                               MODE)
+        average = tl.where(divisor == 0, 0, total / tl.where(divisor == 0, 1, divisor).to(total.dtype))
+        tl.store(output_ptr + out_offsets, average.to(output_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def pool2d_backward_kernel(
+    grad_output_ptr, position_ptr, grad_input_ptr, numel, channels, height, width, out_height, out_width,
+    grad_output_stride_n, grad_output_stride_c, grad_output_stride_h, grad_output_stride_w,
+    grad_input_stride_n, grad_input_stride_c, grad_input_stride_h, grad_input_stride_w,
+    stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, divisor_override,
+    MODE: tl.constexpr, KERNEL_H: tl.constexpr, KERNEL_W: tl.constexpr, COUNT_INCLUDE_PAD: tl.constexpr,
+    REACH_H: tl.constexpr, REACH_W: tl.constexpr, CHANNELS_LAST: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """One input element per lane, gathering from every window that contains it (at most REACH_H x REACH_W
+    of them): max modes add the gradient of windows whose saved position is this element, average modes
+    every window's gradient over its divisor."""
+    flat = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = flat < numel
+    n, c, ih, iw = _coordinates(flat, channels, height, width, CHANNELS_LAST)
+    adaptive = MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG
+    if adaptive:  # windows containing ih: o from floor(ih * out / size) up
+        first_oh = (ih * out_height) // height
+        first_ow = (iw * out_width) // width
+    else:  # the last window whose span can reach ih, counting down
+        first_oh = (ih + pad_h) // stride_h
+        first_ow = (iw + pad_w) // stride_w
+    grad_base = grad_output_ptr + n * grad_output_stride_n + c * grad_output_stride_c
+    accumulated = compute_full(0.0, grad_output_ptr, BLOCK)
+    for a in tl.static_range(REACH_H):
+        for b in tl.static_range(REACH_W):
+            if adaptive:
+                oh = first_oh + a
+                ow = first_ow + b
+            else:
+                oh = first_oh - a
+                ow = first_ow - b
+            h_start = _window_start(oh, height, out_height, stride_h, pad_h, MODE)
+            w_start = _window_start(ow, width, out_width, stride_w, pad_w, MODE)
+            h_end = _window_end(oh, height, out_height, h_start, KERNEL_H, pad_h, MODE)
+            w_end = _window_end(ow, width, out_width, w_start, KERNEL_W, pad_w, MODE)
+            inside = mask & (oh >= 0) & (oh < out_height) & (ow >= 0) & (ow < out_width)
+            if adaptive:
+                inside = inside & (ih >= h_start) & (ih < h_end) & (iw >= w_start) & (iw < w_end)
+                position = ih * width + iw
+            else:  # on the window's dilated grid, within the kernel
+                kh = (ih - h_start) // dilation_h
+                kw = (iw - w_start) // dilation_w
+                inside = inside & ((ih - h_start) % dilation_h == 0) & ((iw - w_start) % dilation_w == 0) & \
+                    (kh < KERNEL_H) & (kw < KERNEL_W)
+                position = kh * KERNEL_W + kw
+            out_offsets = oh * grad_output_stride_h + ow * grad_output_stride_w
+            grad = to_compute_dtype(tl.load(grad_base + out_offsets, mask=inside, other=0))
+            if MODE == MAX_POOL or MODE == ADAPTIVE_MAX:
+                saved = tl.load(position_ptr + n * grad_output_stride_n + c * grad_output_stride_c + out_offsets,
+                                mask=inside, other=-1)
+                accumulated += tl.where(inside & (saved.to(tl.int64) == position), grad, 0)
+            else:
+                divisor = _avg_divisor(h_start, h_end, w_start, w_end, height, width, divisor_override,
+                                       COUNT_INCLUDE_PAD, MODE)
+                accumulated += tl.where(inside & (divisor != 0), grad / tl.where(divisor == 0, 1, divisor).to(
+                    grad.dtype), 0)
+    in_offsets = n * grad_input_stride_n + c * grad_input_stride_c + ih * grad_input_stride_h + iw * grad_input_stride_w
+    tl.store(grad_input_ptr + in_offsets, accumulated.to(grad_input_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _plane_tile(pid, channels, spatial, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
+    channel_blocks = tl.cdiv(channels, BLOCK_C)
+    n = pid // channel_blocks
+    c = (pid % channel_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
+    return n, c, tl.arange(0, BLOCK_S)
+
+
+@triton.jit
+def global_pool_forward_kernel(
+    input_ptr, output_ptr, position_ptr, indices_ptr, channels, spatial,
+    input_stride_n, input_stride_c, input_stride_s, output_stride_n, output_stride_c,
+    IS_MAX: tl.constexpr, SAVE_POSITION: tl.constexpr, RETURN_INDICES: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
+):
+    """Mean or max over all spatial positions of BLOCK_C channels of one sample (the 1x1-output path).
+    Max keeps torch's argmax: the first maximum, or the last NaN."""
+    n, c, s = _plane_tile(tl.program_id(0).to(tl.int64), channels, spatial, BLOCK_C, BLOCK_S)
+    c_mask = c < channels
+    base = input_ptr + n * input_stride_n + c[:, None] * input_stride_c
+    best = compute_full(float("-inf"), input_ptr, BLOCK_C)
+    total = compute_full(0.0, input_ptr, BLOCK_C)
+    best_index = tl.zeros([BLOCK_C], tl.int64)
+    seen_nan = best != best
+    for s_start in range(0, spatial, BLOCK_S):
+        positions = s_start + s
+        mask = c_mask[:, None] & (positions[None, :] < spatial)
+        x = to_compute_dtype(tl.load(base + positions[None, :] * input_stride_s, mask=mask, other=float("-inf")))
+        if IS_MAX:
+            is_nan = mask & (x != x)
+            chunk_nan = tl.max(is_nan.to(tl.int32), axis=1) > 0
+            last_nan = tl.max(tl.where(is_nan, positions[None, :], -1), axis=1)
+            chunk_max = tl.max(tl.where(is_nan, float("-inf"), x), axis=1)
+            first_max = tl.min(tl.where(mask & (x == chunk_max[:, None]), positions[None, :], spatial), axis=1)
+            better = (chunk_max > best) & ~seen_nan
+            best = tl.where(chunk_nan, float("nan"), tl.where(better, chunk_max, best))
+            best_index = tl.where(chunk_nan, last_nan, tl.where(better, first_max, best_index))
+            seen_nan = seen_nan | chunk_nan
+        else:
+            total += tl.sum(tl.where(mask, x, 0), axis=1)
+    out_offsets = n * output_stride_n + c * output_stride_c
+    if IS_MAX:
+        tl.store(output_ptr + out_offsets, best.to(output_ptr.dtype.element_ty), mask=c_mask)
+        if SAVE_POSITION:
+            tl.store(position_ptr + out_offsets, best_index.to(position_ptr.dtype.element_ty), mask=c_mask)
+        if RETURN_INDICES:
+            tl.store(indices_ptr + out_offsets, best_index, mask=c_mask)
+    else:
+        tl.store(output_ptr + out_offsets, (total / spatial).to(output_ptr.dtype.element_ty), mask=c_mask)
+
+
+@triton.jit
+def global_pool_backward_kernel(
+    grad_output_ptr, position_ptr, grad_input_ptr, channels, spatial,
+    grad_output_stride_n, grad_output_stride_c, grad_input_stride_n, grad_input_stride_c, grad_input_stride_s,
+    IS_MAX: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
+):
+    """grad_input: each channel's gradient over its spatial size (mean), or at its argmax (max)."""
+    n, c, s = _plane_tile(tl.program_id(0).to(tl.int64), channels, spatial, BLOCK_C, BLOCK_S)
+    c_mask = c < channels
+    grad_offsets = n * grad_output_stride_n + c * grad_output_stride_c
+    grad = to_compute_dtype(tl.load(grad_output_ptr + grad_offsets, mask=c_mask, other=0))
+    if IS_MAX:
+        argmax = tl.load(position_ptr + grad_offsets, mask=c_mask, other=-1).to(tl.int64)
+    else:
+        grad = grad / spatial
+    base = grad_input_ptr + n * grad_input_stride_n + c[:, None] * grad_input_stride_c
+    for s_start in range(0, spatial, BLOCK_S):
+        positions = s_start + s
+        mask = c_mask[:, None] & (positions[None, :] < spatial)
+        if IS_MAX:
+            value = tl.where(positions[None, :] == argmax[:, None], grad[:, None], 0)
+        else:
+            value = tl.zeros([BLOCK_C, BLOCK_S], grad.dtype) + grad[:, None]
+        tl.store(base + positions[None, :] * grad_input_stride_s, value.to(grad_input_ptr.dtype.element_ty),
+                 mask=mask)
+
+
+WINDOW_BLOCK = 512
+GLOBAL_TILE = 4096
+
+
+def global_pool_config(channels, spatial, channels_contiguous):
+    """(BLOCK_C, BLOCK_S, num_warps): tiles long along whichever of channels / positions is contiguous."""
+    if channels_contiguous:
+        block_c = min(triton.next_power_of_2(channels), 256)
+        block_s = max(1, min(triton.next_power_of_2(spatial), GLOBAL_TILE // block_c))
+    else:
+        block_s = min(triton.next_power_of_2(spatial), 1024)
+        block_c = max(1, min(triton.next_power_of_2(channels), GLOBAL_TILE // block_s))
+    return block_c, block_s, max(1, min(8, block_c * block_s // 256))

@@ -1,0 +1,205 @@
+"""Pooling against torch over a broad sweep of windows (kernel, stride, padding, dilation, ceil_mode, windows
+hanging over the edge): values, indices and gradients; adaptive and global pooling; NaN / -inf; dtypes,
+layouts, modules and torch's errors. A sweep case torch refuses must be refused with the same exception."""
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tritonlayers.functional as TF
+import tritonlayers.nn as tnn
+from helpers import DEVICE, FLOAT_DTYPES, assert_close, gradcheck, make_input
+
+SHAPE = (2, 3, 9, 10)  # odd and even spatial sizes
+
+
+def _compare(ours, theirs, x, dtype=torch.float64):
+    """Values (and indices when returned) and input gradients of ours(x) and theirs(x) (theirs in fp64)."""
+    x = x.detach().requires_grad_()
+    x64 = x.detach().double().requires_grad_()
+    got, expected = ours(x), theirs(x64)
+    if isinstance(got, tuple):
+        assert torch.equal(got[1], expected[1]), "indices differ"
+        assert got[1].dtype == torch.int64
+        got, expected = got[0], expected[0]
+    assert got.dtype == dtype and got.shape == expected.shape
+    assert_close(got, expected, dtype, name="output")
+    if got.numel():
+        grad_output = make_input(tuple(got.shape), dtype, low=-1, high=1)
+        (grad,) = torch.autograd.grad(got, x, grad_output)
+        (expected_grad,) = torch.autograd.grad(expected, x64, grad_output.double())
+        assert_close(grad, expected_grad, dtype, name="grad_input")
+    return got
+
+
+def _torch_refuses(call):
+    try:
+        call(torch.empty(SHAPE))
+        return None
+    except Exception as error:  # the sweep mirrors torch: a refused geometry must be refused alike
+        return type(error)
+
+
+MAX_CASES = list(itertools.product([1, 2, 3, (2, 3), 5], [None, 1, 2, (2, 1), 3], [0, 1, (1, 0), 2], [1, 2],
+                                   [False, True]))
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode", MAX_CASES)
+def test_max_pool2d_sweep(kernel, stride, padding, dilation, ceil_mode):
+    kwargs = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode,
+                  return_indices=True)
+    refused = _torch_refuses(lambda x: F.max_pool2d(x, **kwargs))
+    layout = "channels_last" if MAX_CASES.index((kernel, stride, padding, dilation, ceil_mode)) % 2 else "contiguous"
+    x = make_input(SHAPE, torch.float64, layout)
+    if refused is not None:
+        with pytest.raises(refused):
+            TF.max_pool2d(x, **kwargs)
+        return
+    y = _compare(lambda t: TF.max_pool2d(t, **kwargs), lambda t: F.max_pool2d(t, **kwargs), x)
+    if layout == "channels_last":
+        assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+AVG_CASES = list(itertools.product([1, 2, 3, (3, 2), 4], [None, 1, 2, (1, 3)], [0, 1, (0, 2)], [False, True],
+                                   [True, False], [None, 5]))
+
+
+@pytest.mark.parametrize("kernel,stride,padding,ceil_mode,count_include_pad,divisor_override", AVG_CASES)
+def test_avg_pool2d_sweep(kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    kwargs = dict(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                  count_include_pad=count_include_pad, divisor_override=divisor_override)
+    refused = _torch_refuses(lambda x: F.avg_pool2d(x, **kwargs))
+    index = AVG_CASES.index((kernel, stride, padding, ceil_mode, count_include_pad, divisor_override))
+    x = make_input(SHAPE, torch.float64, "channels_last" if index % 2 else "contiguous")
+    if refused is not None:
+        with pytest.raises(refused):
+            TF.avg_pool2d(x, **kwargs)
+        return
+    _compare(lambda t: TF.avg_pool2d(t, **kwargs), lambda t: F.avg_pool2d(t, **kwargs), x)
+
+
+ADAPTIVE_SIZES = [(1, 1), 1, (4, 3), 7, (3, None), (9, 10), (13, 4), (0, 2)]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("output_size", ADAPTIVE_SIZES, ids=str)
+@pytest.mark.parametrize("kind", ["avg", "max"])
+def test_adaptive_pooling(kind, output_size, layout):
+    # (1, 1) and 1 take the global path; (13, 4) windows overlap; (0, 2) is empty, as torch allows
+    x = make_input(SHAPE, torch.float64, layout)
+    if kind == "avg":
+        _compare(lambda t: TF.adaptive_avg_pool2d(t, output_size), lambda t: F.adaptive_avg_pool2d(t, output_size), x)
+    else:
+        _compare(lambda t: TF.adaptive_max_pool2d(t, output_size, True),
+                 lambda t: F.adaptive_max_pool2d(t, output_size, True), x)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("case", ["stem_max", "transition_avg", "adaptive_7", "global_avg", "global_max"])
+def test_dtypes_and_network_geometries(case, layout, dtype):
+    calls = {
+        "stem_max": lambda m, t: m.max_pool2d(t, 3, 2, 1),  # ResNet stem
+        "transition_avg": lambda m, t: m.avg_pool2d(t, 2, 2),  # DenseNet transition
+        "adaptive_7": lambda m, t: m.adaptive_avg_pool2d(t, 7),  # VGG head
+        "global_avg": lambda m, t: m.adaptive_avg_pool2d(t, 1),  # classifier head
+        "global_max": lambda m, t: m.adaptive_max_pool2d(t, 1),
+    }
+    x = make_input((2, 5, 13, 11), dtype, layout)
+    _compare(lambda t: calls[case](TF, t), lambda t: calls[case](F, t), x, dtype)
+
+
+@pytest.mark.parametrize("call", [lambda m, t: m.max_pool2d(t, 2, 1, return_indices=True),
+                                  lambda m, t: m.adaptive_max_pool2d(t, 1, True),
+                                  lambda m, t: m.max_pool2d(t, (2, 3), return_indices=True)],
+                         ids=["window", "global", "kernel-covers-input"])
+def test_nan_and_minus_inf_like_torch(call):
+    values = torch.tensor([[float("nan"), 1.0, 3.0], [float("nan"), float("-inf"), 2.0]], device=DEVICE)
+    for x in (values, torch.full((2, 3), float("-inf"), device=DEVICE), values.flip(0)):
+        x = x.reshape(1, 1, 2, 3)
+        ours, theirs = call(TF, x), call(F, x)
+        assert_close(ours[0], theirs[0])
+        assert torch.equal(ours[1], theirs[1])
+
+
+def test_unbatched_strided_and_empty_batch():
+    x = make_input((3, 9, 10), torch.float64)
+    _compare(lambda t: TF.max_pool2d(t, 3, 2, 1), lambda t: F.max_pool2d(t, 3, 2, 1), x)
+    wide = make_input((2, 3, 9, 20), torch.float64)[..., ::2]  # a non-dense view
+    _compare(lambda t: TF.avg_pool2d(t, 3, 2, 1), lambda t: F.avg_pool2d(t, 3, 2, 1), wide)
+    assert TF.max_pool2d(torch.empty(0, 3, 4, 4, device=DEVICE), 2).shape == (0, 3, 2, 2)
+
+
+@pytest.mark.parametrize("kernel,dtype", [(3, torch.int8), (13, torch.int16)])
+def test_max_pool_saves_small_window_positions(kernel, dtype):
+    x = make_input((1, 2, 16, 16), torch.float32, requires_grad=True)
+    y = TF.max_pool2d(x, kernel, 1)
+    (position,) = y.grad_fn.saved_tensors
+    assert position.dtype == dtype  # torch would keep int64 indices
+    assert TF.avg_pool2d(x, 3).grad_fn.saved_tensors == (None,)
+
+
+@pytest.mark.parametrize("call", [lambda t: TF.avg_pool2d(t, 3, 2, 1, count_include_pad=False),
+                                  lambda t: TF.adaptive_avg_pool2d(t, (2, 3)),
+                                  lambda t: TF.max_pool2d(t, 2, 1, 1),
+                                  lambda t: TF.adaptive_max_pool2d(t, 1)],
+                         ids=["avg", "adaptive_avg", "max", "global_max"])
+def test_gradcheck_fp64(call):
+    x = make_input((1, 2, 4, 5), torch.float64, requires_grad=True)
+    gradcheck(call, x)
+
+
+MODULES = [("MaxPool2d", dict(kernel_size=3, stride=2, padding=1, return_indices=True)),
+           ("AvgPool2d", dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+           ("AdaptiveAvgPool2d", dict(output_size=(3, None))), ("AdaptiveMaxPool2d", dict(output_size=2))]
+
+
+@pytest.mark.parametrize("name,kwargs", MODULES, ids=[m[0] for m in MODULES])
+def test_modules_match_torch_twins(name, kwargs):
+    ours, theirs = getattr(tnn, name)(**kwargs), getattr(torch.nn, name)(**kwargs)
+    assert isinstance(ours, type(theirs)) and repr(ours) == repr(theirs)
+    _compare(ours, theirs, make_input(SHAPE, torch.float64))
+
+
+@pytest.mark.parametrize("flatten", [False, True])
+def test_global_pool_modules(flatten):
+    x = make_input(SHAPE, torch.float64, "channels_last")
+    avg, biggest = tnn.GlobalAvgPool2d(flatten), tnn.GlobalMaxPool2d(flatten, return_indices=True)
+    assert isinstance(avg, torch.nn.AdaptiveAvgPool2d) and f"flatten={flatten}" in repr(avg)
+    expected_avg, (expected_max, expected_index) = F.adaptive_avg_pool2d(x, 1), F.adaptive_max_pool2d(x, 1, True)
+    if flatten:
+        expected_avg, expected_max, expected_index = (t.flatten(1) for t in (expected_avg, expected_max,
+                                                                             expected_index))
+    assert_close(avg(x), expected_avg)
+    values, index = biggest(x)
+    assert_close(values, expected_max)
+    assert torch.equal(index, expected_index)
+
+
+def test_bad_inputs_raise_like_torch():
+    x = torch.randn(1, 3, 4, 4, device=DEVICE)
+    cases = [
+        (RuntimeError, "stride should not be zero", lambda: TF.max_pool2d(x, 0)),
+        (RuntimeError, "kernel size should be greater than zero, but got kH: -1 kW: -1", lambda: TF.avg_pool2d(x, -1)),
+        (RuntimeError, "dilation should be greater than zero, but got dilationH: 0 dilationW: 0",
+         lambda: TF.max_pool2d(x, 2, 1, 0, 0)),
+        (RuntimeError, "pad should be at most half of effective kernel size, but got pad=2, kernel_size=3 and "
+                       "dilation=1", lambda: TF.max_pool2d(x, 3, 1, 2)),
+        (RuntimeError, "Given input size: \\(3x4x4\\). Calculated output size: \\(3x0x0\\). Output size is too small",
+         lambda: TF.max_pool2d(x, 5)),
+        (RuntimeError, "non-empty 3D or 4D \\(batch mode\\) tensor expected for input",
+         lambda: TF.max_pool2d(torch.randn(4, 4, device=DEVICE), 2)),
+        (RuntimeError, "optional 0 dim batch size for input, but got:\\[1, 3, 0, 4\\]",
+         lambda: TF.max_pool2d(torch.randn(1, 3, 0, 4, device=DEVICE), 2)),
+        (RuntimeError, "adaptive_avg_pool2d\\(\\): Expected 3D or 4D tensor, but got \\[4, 4\\]",
+         lambda: TF.adaptive_avg_pool2d(torch.randn(4, 4, device=DEVICE), 2)),
+        (RuntimeError, "with dimension 2 being empty",
+         lambda: TF.adaptive_avg_pool2d(torch.randn(1, 3, 0, 4, device=DEVICE), 2)),
+        (RuntimeError, "divisor must be not zero", lambda: TF.avg_pool2d(x, 2, divisor_override=0)),
+        (NotImplementedError, "'input' has dtype torch.int64",
+         lambda: TF.max_pool2d(torch.ones(1, 3, 4, 4, dtype=torch.int64, device=DEVICE), 2)),
+    ]
+    for error, message, call in cases:
+        with pytest.raises(error, match=message):
+            call()

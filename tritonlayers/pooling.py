@@ -1,0 +1,273 @@
+"""max_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d: torch's shape rules and checks, the
+window kernels, and the global path for 1x1 outputs (classifier heads' global pooling).
+
+Backward is deterministic (each input element gathers from its windows) and max pooling saves its argmax
+as the position inside the window in the smallest integer type (int8 for kernels up to 127 taps) instead
+of torch's int64 indices, which are only produced when asked for.
+"""
+import torch
+import triton
+
+from ._launch import check_floating, check_tensor, launch_device
+from .kernels.pooling import (MODE_IDS, WINDOW_BLOCK, global_pool_backward_kernel, global_pool_config,
+                              global_pool_forward_kernel, pool2d_backward_kernel, pool2d_forward_kernel)
+
+
+def _pair(value, name, op_name):
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(isinstance(v, int) for v in value):
+        return (value[0], value[-1])
+    raise TypeError(f"{op_name}: '{name}' must be an int or a pair of ints, got {value!r}")
+
+
+def pooling_output_size(size, kernel, pad, stride, dilation, ceil_mode):
+    """torch's pooling_output_shape: with ceil_mode the last window must start inside the input or its left
+    padding."""
+    numerator = size + 2 * pad - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
+    out = numerator // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _channels_last(tensor):
+    return tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
+
+
+def _check_input(op_name, input, adaptive=False):
+    check_tensor(op_name, "input", input)
+    if adaptive:
+        if input.dim() not in (3, 4):
+            raise RuntimeError(f"{op_name}(): Expected 3D or 4D tensor, but got {list(input.shape)}")
+        for d in range(input.dim() - 2, input.dim()):
+            if input.shape[d] == 0:
+                raise RuntimeError(f"{op_name}(): Expected input to have non-zero size for non-batch dimensions, but "
+                                   f"input has sizes {list(input.shape)} with dimension {d} being empty")
+    else:
+        if input.dim() not in (3, 4):
+            raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
+        if any(size == 0 for size in input.shape[-3:]):
+            raise RuntimeError("Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but "
+                               f"got:{list(input.shape)}")
+    check_floating(op_name, "input", input.dtype)
+
+
+def _check_window(kernel, stride, padding, dilation, input, out_size):
+    """torch's pool2d_shape_check, in its order."""
+    if stride[0] == 0 or stride[1] == 0:
+        raise RuntimeError("stride should not be zero")
+    if kernel[0] <= 0 or kernel[1] <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got kH: {kernel[0]} kW: {kernel[1]}")
+    if stride[0] < 0 or stride[1] < 0:
+        raise RuntimeError(f"stride should be greater than zero, but got dH: {stride[0]} dW: {stride[1]}")
+    if dilation[0] <= 0 or dilation[1] <= 0:
+        raise RuntimeError(f"dilation should be greater than zero, but got dilationH: {dilation[0]} dilationW: "
+                           f"{dilation[1]}")
+    for k, p, d in zip(kernel, padding, dilation):
+        if p < 0 or p > ((k - 1) * d + 1) // 2:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, "
+                               f"kernel_size={k} and dilation={d}")
+    if out_size[0] < 1 or out_size[1] < 1:
+        channels, height, width = input.shape[-3:]
+        raise RuntimeError(f"Given input size: ({channels}x{height}x{width}). Calculated output size: "
+                           f"({channels}x{out_size[0]}x{out_size[1]}). Output size is too small")
+
+
+class PoolPlan:
+    """A call's geometry: mode ("max", "avg", "adaptive_max", "adaptive_avg"), window (kernel, stride,
+    padding, dilation; adaptive: the largest window as kernel), output size, and the global path's use."""
+
+    def __init__(self, mode, input_size, out_size, kernel=(1, 1), stride=(1, 1), padding=(0, 0),
+                 dilation=(1, 1), count_include_pad=True, divisor_override=None):
+        self.mode, self.input_size, self.out_size = mode, tuple(input_size), tuple(out_size)
+        self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override or 0
+        if mode.startswith("adaptive"):
+            self.kernel = tuple(max(self._adaptive_window(i, o, n) for o in range(n)) if n else 1
+                                for i, n in zip(input_size, out_size))
+        # a window covering the whole input, once: the 1x1 global reduction
+        self.is_global = self.out_size == (1, 1) and (mode.startswith("adaptive") or (
+            self.kernel == self.input_size and self.padding == (0, 0) and self.divisor_override == 0))
+
+    @staticmethod
+    def _adaptive_window(size, o, out):
+        return -(-(o + 1) * size // out) - (o * size) // out
+
+    def reach(self):
+        """How many windows along each dim can contain one input element (the backward's gather loops)."""
+        if self.mode.startswith("adaptive"):
+            reach = []
+            for size, out in zip(self.input_size, self.out_size):
+                counts = [0] * size
+                for o in range(out):
+                    for i in range((o * size) // out, -(-(o + 1) * size // out)):
+                        counts[i] += 1
+                reach.append(max(counts) if counts else 1)
+            return tuple(reach)
+        return tuple(-(-((k - 1) * d + 1) // s) for k, d, s in zip(self.kernel, self.dilation, self.stride))
+
+    def position_dtype(self):
+        if self.mode == "max":
+            taps = self.kernel[0] * self.kernel[1]
+            return torch.int8 if taps <= 127 else torch.int16 if taps <= 32767 else torch.int32
+        return torch.int32
+
+
+def _window_args(plan):
+    return (*plan.stride, *plan.padding, *plan.dilation, plan.divisor_override)
+
+
+def _constexprs(plan):
+    return dict(MODE=MODE_IDS[plan.mode], KERNEL_H=plan.kernel[0], KERNEL_W=plan.kernel[1],
+                COUNT_INCLUDE_PAD=plan.count_include_pad)
+
+
+def _global_view(tensor):
+    """(n, c, spatial) strides when the spatial dims merge into one (contiguous or channels_last), else None."""
+    if tensor.shape[3] != 1 and tensor.shape[2] != 1 and tensor.stride(2) != tensor.stride(3) * tensor.shape[3]:
+        return None
+    spatial_stride = tensor.stride(3) if tensor.shape[3] != 1 else tensor.stride(2)
+    return tensor.stride(0), tensor.stride(1), spatial_stride
+
+
+def pool_forward(input, plan, save_position, return_indices):
+    """(output, position or None, indices or None) for a 4-d input."""
+    batch, channels, height, width = input.shape
+    format = torch.channels_last if _channels_last(input) else torch.contiguous_format
+    shape = (batch, channels, *plan.out_size)
+    output = torch.empty(shape, dtype=input.dtype, device=input.device).contiguous(memory_format=format)
+    is_max = plan.mode in ("max", "adaptive_max")
+    position = torch.empty_like(output, dtype=plan.position_dtype()) if save_position and is_max else None
+    indices = torch.empty_like(output, dtype=torch.int64) if return_indices else None
+    if output.numel() == 0:
+        return output, position, indices
+    with launch_device(plan.mode + "_pool2d", input):
+        view = _global_view(input) if plan.is_global else None
+        if view is not None:
+            block_c, block_s, num_warps = global_pool_config(channels, height * width, view[1] == 1)
+            grid = (batch * triton.cdiv(channels, block_c),)
+            global_pool_forward_kernel[grid](
+                input, output, position if position is not None else output, indices if indices is not None else output,
+                channels, height * width, *view, output.stride(0), output.stride(1), IS_MAX=is_max,
+                SAVE_POSITION=position is not None, RETURN_INDICES=indices is not None, BLOCK_C=block_c,
+                BLOCK_S=block_s, num_warps=num_warps)
+        else:
+            numel = output.numel()
+            pool2d_forward_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+                input, output, position if position is not None else output, indices if indices is not None else output,
+                numel, channels, height, width, *plan.out_size, *input.stride(), *output.stride(), *_window_args(plan),
+                SAVE_POSITION=position is not None, RETURN_INDICES=indices is not None,
+                CHANNELS_LAST=format == torch.channels_last, BLOCK=WINDOW_BLOCK, num_warps=4, **_constexprs(plan))
+    return output, position, indices
+
+
+def pool_backward(grad_output, position, plan, input_shape, input_format, dtype):
+    batch, channels, height, width = input_shape
+    grad_input = torch.empty(input_shape, dtype=dtype, device=grad_output.device).contiguous(
+        memory_format=input_format)
+    if grad_input.numel() == 0:
+        return grad_input
+    if position is not None and grad_output.stride() != position.stride():
+        grad_output = torch.empty_like(position, dtype=grad_output.dtype).copy_(grad_output)  # position's layout
+    is_max = plan.mode in ("max", "adaptive_max")
+    with launch_device(plan.mode + "_pool2d", grad_output):
+        view = _global_view(grad_input) if plan.is_global else None
+        if view is not None:
+            block_c, block_s, num_warps = global_pool_config(channels, height * width, view[1] == 1)
+            global_pool_backward_kernel[(batch * triton.cdiv(channels, block_c),)](
+                grad_output, position if position is not None else grad_output, grad_input, channels, height * width,
+                grad_output.stride(0), grad_output.stride(1), *view, IS_MAX=is_max, BLOCK_C=block_c, BLOCK_S=block_s,
+                num_warps=num_warps)
+        else:
+            numel = grad_input.numel()
+            reach_h, reach_w = plan.reach()
+            pool2d_backward_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+                grad_output, position if position is not None else grad_output, grad_input, numel, channels, height,
+                width, *plan.out_size, *grad_output.stride(), *grad_input.stride(), *_window_args(plan),
+                REACH_H=reach_h, REACH_W=reach_w, CHANNELS_LAST=input_format == torch.channels_last,
+                BLOCK=WINDOW_BLOCK, num_warps=4, **_constexprs(plan))
+    return grad_input
+
+
+class Pool2dFunction(torch.autograd.Function):
+    """Saves the window positions of max pooling's choices (small integers), nothing for average pooling."""
+
+    @staticmethod
+    def forward(ctx, input, plan, return_indices):
+        output, position, indices = pool_forward(input, plan, ctx.needs_input_grad[0], return_indices)
+        ctx.plan, ctx.input_shape, ctx.dtype = plan, input.shape, input.dtype
+        ctx.input_format = torch.channels_last if _channels_last(input) else torch.contiguous_format
+        ctx.save_for_backward(position)
+        if indices is not None:
+            ctx.mark_non_differentiable(indices)
+            return output, indices
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output, grad_indices=None):
+        (position,) = ctx.saved_tensors
+        return pool_backward(grad_output, position, ctx.plan, ctx.input_shape, ctx.input_format, ctx.dtype), None, None
+
+
+def _apply(input, plan, return_indices=False):
+    """Run a plan on a 3-d (unbatched) or 4-d input."""
+    unbatched = input.dim() == 3
+    x = input.unsqueeze(0) if unbatched else input
+    result = Pool2dFunction.apply(x, plan, return_indices)
+    if unbatched:
+        result = tuple(t.squeeze(0) for t in result) if return_indices else result.squeeze(0)
+    return result
+
+
+def _window_plan(op_name, mode, input, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad=True,
+                 divisor_override=None):
+    _check_input(op_name, input)
+    kernel = _pair(kernel_size, "kernel_size", op_name)
+    stride = kernel if stride is None or stride == [] or stride == () else _pair(stride, "stride", op_name)
+    padding, dilation = _pair(padding, "padding", op_name), _pair(dilation, "dilation", op_name)
+    height, width = input.shape[-2:]
+    if stride[0] != 0 and stride[1] != 0:
+        out_size = tuple(pooling_output_size(size, k, p, s, d, ceil_mode)
+                         for size, k, p, s, d in zip((height, width), kernel, padding, stride, dilation))
+    else:
+        out_size = (0, 0)
+    _check_window(kernel, stride, padding, dilation, input, out_size)
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    return PoolPlan(mode, (height, width), out_size, kernel, stride, padding, dilation, count_include_pad,
+                    divisor_override)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    plan = _window_plan("max_pool2d", "max", input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _apply(input, plan, return_indices)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    plan = _window_plan("avg_pool2d", "avg", input, kernel_size, stride, padding, 1, ceil_mode, count_include_pad,
+                        divisor_override)
+    return _apply(input, plan)
+
+
+def _adaptive_plan(op_name, mode, input, output_size):
+    _check_input(op_name, input, adaptive=True)
+    height, width = input.shape[-2:]
+    if isinstance(output_size, int):
+        output_size = (output_size, output_size)
+    if not isinstance(output_size, (tuple, list)) or len(output_size) != 2:
+        raise TypeError(f"{op_name}: 'output_size' must be an int or a pair of ints / None, got {output_size!r}")
+    out_size = tuple(size if out is None else out for out, size in zip(output_size, (height, width)))
+    if any(out < 0 for out in out_size):
+        raise RuntimeError(f"{op_name}: elements of output_size must be greater than or equal to 0 but received "
+                           f"{list(out_size)}")
+    return PoolPlan(mode, (height, width), out_size)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    return _apply(input, _adaptive_plan("adaptive_avg_pool2d", "adaptive_avg", input, output_size))
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    return _apply(input, _adaptive_plan("adaptive_max_pool2d", "adaptive_max", input, output_size), return_indices)
