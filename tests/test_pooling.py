@@ -186,6 +186,8 @@ def test_bad_inputs_raise_like_torch():
          lambda: TF.max_pool2d(x, 2, 1, 0, 0)),
         (RuntimeError, "pad should be at most half of effective kernel size, but got pad=2, kernel_size=3 and "
                        "dilation=1", lambda: TF.max_pool2d(x, 3, 1, 2)),
+        (RuntimeError, "pad should be smaller than or equal to half of kernel size, but got padW = 2, padH = 2, "
+                       "kW = 3, kH = 3", lambda: TF.max_pool2d(x, 3, 1, 2, 2)),
         (RuntimeError, "Given input size: \\(3x4x4\\). Calculated output size: \\(3x0x0\\). Output size is too small",
          lambda: TF.max_pool2d(x, 5)),
         (RuntimeError, "non-empty 3D or 4D \\(batch mode\\) tensor expected for input",

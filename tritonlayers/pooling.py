@@ -68,6 +68,10 @@ def _check_window(kernel, stride, padding, dilation, input, out_size):
         if p < 0 or p > ((k - 1) * d + 1) // 2:
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, "
                                f"kernel_size={k} and dilation={d}")
+    # then torch's shape check bounds padding again by half the undilated kernel
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise RuntimeError(f"pad should be smaller than or equal to half of kernel size, but got padW = {padding[1]}, "
+                           f"padH = {padding[0]}, kW = {kernel[1]}, kH = {kernel[0]}")
     if out_size[0] < 1 or out_size[1] < 1:
         channels, height, width = input.shape[-3:]
         raise RuntimeError(f"Given input size: ({channels}x{height}x{width}). Calculated output size: "
