@@ -99,14 +99,9 @@ def plot(rows, out_dir):
         print("matplotlib is not installed: no plots (pip install -e '.[perf]')")
         return []
     written = []
-    families = {"softmax": ("softmax", "log_softmax"), "dropout": ("dropout", "dropout2d", "fused_dropout"),
-                "batch_norm": ("batch_norm", "batch_norm_add_relu"),
-                "gemm": ("conv1x1_bias_relu", "linear", "linear_softmax", "linear_sigmoid", "linear_log_softmax",
-                         "conv_transpose2d")}
     by_family = defaultdict(list)
     for row in rows:
-        family = next((name for name, ops in families.items() if row["op"] in ops), "activation")
-        by_family[family].append(row)
+        by_family[row.get("family", "other")].append(row)
     for family, family_rows in sorted(by_family.items()):
         groups = _grouped(family_rows)
         labels = sorted({key[:5] for key in groups})

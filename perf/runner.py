@@ -100,7 +100,7 @@ def _cublas_tflops(case, device):
 
 def _measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps):
     nbytes = case.minimal_bytes(direction)
-    row = {"op": case.op, "direction": direction, "shape": list(case.shape), "dtype": str(case.dtype)[6:],
+    row = {"op": case.op, "family": case.family, "direction": direction, "shape": list(case.shape), "dtype": str(case.dtype)[6:],
            "layout": case.layout, "impl": impl, "ms": None, "gbps": None, "pct_copy_bw": None, "tflops": None,
            **identity, "note": case.note, "timer": None, "peak_mb": None, "pct_cublas": None, "error": None}
     try:

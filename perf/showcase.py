@@ -95,6 +95,11 @@ def _ops():
     ops += [Op(name, lambda x, k=kind: layer(TF, x, k), lambda x, k=kind: layer(F, x, k), gemm=True)
             for name, kind in (("linear_softmax", "linear"), ("conv1x1_relu", "conv"),
                                ("conv_transpose", "transpose"))]
+    pools = {"max_pool_3x3s2": lambda m, x: m.max_pool2d(x, 3, 2, 1),
+             "avg_pool_2x2": lambda m, x: m.avg_pool2d(x, 2, ceil_mode=True),
+             "adaptive_avg": lambda m, x: m.adaptive_avg_pool2d(x, (3, 4)),
+             "global_max": lambda m, x: m.adaptive_max_pool2d(x, 1)}
+    ops += [Op(name, lambda x, p=pool: p(TF, x), lambda x, p=pool: p(F, x)) for name, pool in pools.items()]
     return ops
 
 

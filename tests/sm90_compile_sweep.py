@@ -230,7 +230,30 @@ def sweep(F, dtypes):
         _fused(F, dense, None, None, residual=False, training=False)
 
 
-FAMILIES = ("elementwise", "batch_norm", "gemm")
+def sweep_pooling(F, dtypes):
+    """Every pooling mode in both layouts, with and without returned indices; max pooling's saved positions in
+    each integer width; the global path with channels or positions contiguous. Returned indices only add an
+    int64 store: checked in fp32."""
+    for dtype in dtypes:
+        for layout in (torch.contiguous_format, torch.channels_last):
+            x = torch.empty(2, 16, 13, 11, dtype=dtype).contiguous(memory_format=layout).requires_grad_()
+            for return_indices in (False, True) if dtype == torch.float32 else (False,):
+                _grad(F.max_pool2d(x, 3, 2, 1, return_indices=return_indices)[0] if return_indices
+                      else F.max_pool2d(x, 3, 2, 1), [x])
+                _grad(F.adaptive_max_pool2d(x, (5, 4), return_indices)[0] if return_indices
+                      else F.adaptive_max_pool2d(x, (5, 4)), [x])
+                _grad(F.adaptive_max_pool2d(x, 1, return_indices)[0] if return_indices
+                      else F.adaptive_max_pool2d(x, 1), [x])
+            _grad(F.max_pool2d(x, 2, dilation=2, ceil_mode=True), [x])
+            _grad(F.avg_pool2d(x, 3, 2, 1, count_include_pad=False), [x])
+            _grad(F.avg_pool2d(x, 2, divisor_override=3), [x])
+            _grad(F.adaptive_avg_pool2d(x, (7, 3)), [x])
+            _grad(F.adaptive_avg_pool2d(x, 1), [x])
+        wide_window = torch.empty(1, 2, 13, 13, dtype=dtype, requires_grad=True)
+        _grad(F.max_pool2d(wide_window, 12), [wide_window])  # 144 taps: int16 positions
+
+
+FAMILIES = ("elementwise", "batch_norm", "gemm", "pooling")
 
 
 def main(families):
@@ -248,6 +271,8 @@ def main(families):
             sweep(F, [torch.float32, torch.bfloat16] if wide else DTYPES)
         if "batch_norm" in families:
             sweep_batch_norm(F, [torch.bfloat16] if wide else DTYPES)
+    if "pooling" in families:
+        sweep_pooling(F, [torch.float32, torch.bfloat16, torch.float64])  # fp16 compiles as bf16 does
     if "gemm" in families:
         sweep_gemm(F, DTYPES)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

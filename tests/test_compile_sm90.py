@@ -10,7 +10,7 @@ from helpers import ON_GPU
 
 
 KERNELS = {"elementwise": "softmax_backward_kernel", "batch_norm": "batch_norm_merge_kernel",
-           "gemm": "gemm_kernel"}
+           "gemm": "gemm_kernel", "pooling": "global_pool_backward_kernel"}
 
 
 @pytest.mark.skipif(ON_GPU, reason="on a GPU every other test compiles and runs the kernels for real")

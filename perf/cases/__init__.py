@@ -55,10 +55,10 @@ class Case:
 
 
 def all_cases(profile):
-    from . import activation, batch_norm, dropout, gemm, softmax
+    from . import activation, batch_norm, dropout, gemm, pooling, softmax
     assert profile in PROFILES, profile
     return [*activation.cases(profile), *softmax.cases(profile), *dropout.cases(profile), *batch_norm.cases(profile),
-            *gemm.cases(profile)]
+            *gemm.cases(profile), *pooling.cases(profile)]
 
 
 def select(cases, ops):
