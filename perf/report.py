@@ -90,7 +90,8 @@ def markdown(rows, identity, copy_gbps, dry_run):
 
 
 def plot(rows, out_dir):
-    """One PNG per op family: % of copy bandwidth of each impl for every case, one panel per direction."""
+    """bandwidth.png: % of copy bandwidth of each impl for every case, a row of panels (one per direction) for
+    each op family; one file, so a device run's results stay within what comes back from the machine."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -98,33 +99,34 @@ def plot(rows, out_dir):
     except ImportError:
         print("matplotlib is not installed: no plots (pip install -e '.[perf]')")
         return []
-    written = []
     by_family = defaultdict(list)
     for row in rows:
         by_family[row.get("family", "other")].append(row)
-    for family, family_rows in sorted(by_family.items()):
-        groups = _grouped(family_rows)
-        labels = sorted({key[:5] for key in groups})
-        fig, axes = plt.subplots(1, len(DIRECTIONS), figsize=(6 * len(DIRECTIONS), 0.35 * len(labels) + 1.5),
-                                 sharey=True, squeeze=False)
-        for axis, direction in zip(axes[0], DIRECTIONS):
+    families = sorted(by_family)
+    labels_by_family = {family: sorted({key[:5] for key in _grouped(by_family[family])}) for family in families}
+    heights = [0.35 * len(labels_by_family[family]) + 1.2 for family in families]
+    fig, axes = plt.subplots(len(families), len(DIRECTIONS), figsize=(6 * len(DIRECTIONS), sum(heights)),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    for axes_row, family in zip(axes, families):
+        groups, labels = _grouped(by_family[family]), labels_by_family[family]
+        for axis, direction in zip(axes_row, DIRECTIONS):
             for offset, impl in enumerate(IMPLS):
                 values = [((groups.get((*label, direction)) or {}).get(impl) or {}).get("pct_copy_bw") or 0
                           for label in labels]
                 axis.barh([i + 0.27 * (offset - 1) for i in range(len(labels))], values, height=0.27, label=impl)
-            axis.set_title(direction)
-            axis.set_xlabel("% of measured copy bandwidth")
-        axes[0][0].set_yticks(range(len(labels)))
-        axes[0][0].set_yticklabels([f"{op} {'x'.join(map(str, shape))} {dtype} {layout}"
-                                    for op, shape, _, dtype, layout in labels], fontsize=7)
-        axes[0][0].legend()
-        fig.tight_layout()
-        path = Path(out_dir) / f"{family}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
-    written += _plot_row_sweep(rows, out_dir, plt)
-    return written
+            axis.set_title(f"{family}, {direction}")
+            axis.set_yticks(range(len(labels)))
+            axis.set_yticklabels([f"{op} {'x'.join(map(str, shape))} {dtype} {layout}"
+                                  for op, shape, _, dtype, layout in labels] if axis is axes_row[0] else [],
+                                 fontsize=7)
+        axes_row[0].legend(fontsize=7)
+    for axis in axes[-1]:
+        axis.set_xlabel("% of measured copy bandwidth")
+    fig.tight_layout()
+    path = Path(out_dir) / "bandwidth.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return [path, *_plot_row_sweep(rows, out_dir, plt)]
 
 
 def _plot_row_sweep(rows, out_dir, plt):
