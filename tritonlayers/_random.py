@@ -1,5 +1,12 @@
-"""Seeds and Philox offsets from torch's generators, so torch.manual_seed reproduces every random kernel."""
+"""Seeds and Philox offsets from torch's generators, so torch.manual_seed reproduces every random kernel.
+
+The draw is an op, tritonlayers::philox_seed_offset_, that writes (seed, offset) into a fresh CPU int64 tensor
+the random kernels' ops take: a compiled graph then draws on every call, in program order, like eager, and
+no two draws merge (each writes its own tensor, where a pure op with equal arguments could be deduplicated).
+"""
 import torch
+
+from ._library import custom_op
 
 
 def philox_seed_offset(device, count):
@@ -22,4 +29,28 @@ def philox_seed_offset(device, count):
         generator.set_state(state)
         return seed, offset
     seed, offset = torch.randint(0, 2**62, (2,), dtype=torch.int64).tolist()
+    return seed, offset
+
+
+@custom_op("philox_seed_offset_", mutates_args=("seed_offset",))
+def _draw_into(seed_offset: torch.Tensor, device: torch.device, count: int) -> None:
+    seed_offset.copy_(torch.tensor(philox_seed_offset(device, count), dtype=torch.int64))
+
+
+@_draw_into.register_fake
+def _(seed_offset, device, count):
+    return None
+
+
+def draw_seed_offset(device, count):
+    """A CPU int64 tensor [seed, offset] for a call that uses `count` Philox counters on `device` (a CPU
+    tensor: kernels on any device read it on the host without a sync)."""
+    seed_offset = torch.empty(2, dtype=torch.int64, device="cpu")
+    _draw_into(seed_offset, device, count)
+    return seed_offset
+
+
+def seed_offset_values(seed_offset):
+    """(seed, offset) as the Python ints the kernels take."""
+    seed, offset = seed_offset.tolist()
     return seed, offset

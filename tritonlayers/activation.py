@@ -1,4 +1,5 @@
-"""Activation functions: host forward/backward, the autograd Function and the functional entry points.
+"""Activation functions: host forward/backward, the ops tritonlayers::activation (autograd from
+register_autograd) and tritonlayers::activation_ (in place), and the functional entry points.
 
 `resolve_activation` turns what users pass as `activation=` (a name, or a torch.nn activation module) into
 the kernel id and parameters, so fused ops elsewhere accept the same vocabulary.
@@ -7,9 +8,11 @@ from typing import NamedTuple
 
 import torch
 
+from ._autocast import fp32_on_cuda
 from ._elementwise import launch_elementwise
 from ._launch import check_floating, check_tensor, launch_device
 from ._layout import empty_like_dense
+from ._library import below_autograd, custom_op, mark_written, writing_op
 from .kernels.activation import (ACTIVATION_IDS, BACKWARD_FROM_OUTPUT, activation_backward_kernel,
                                  activation_forward_kernel)
 
@@ -92,6 +95,49 @@ def activation_backward(grad_output, saved, spec, saved_is_output):
     return grad_input
 
 
+# Ops that save the output for backward even out of place: their derivative is cheapest from it.
+_SAVES_OUTPUT = ("sigmoid", "tanh")
+
+
+@custom_op("activation")
+def _activation(input: torch.Tensor, name: str, param_a: float, param_b: float) -> torch.Tensor:
+    return activation_forward(input, ActivationSpec(name, param_a, param_b))
+
+
+@_activation.register_fake
+def _(input, name, param_a, param_b):
+    return empty_like_dense(input)
+
+
+@custom_op("activation_backward")
+def _activation_grad(grad_output: torch.Tensor, saved: torch.Tensor, name: str, param_a: float, param_b: float,
+                     saved_is_output: bool) -> torch.Tensor:
+    return activation_backward(grad_output, saved, ActivationSpec(name, param_a, param_b), saved_is_output)
+
+
+@_activation_grad.register_fake
+def _(grad_output, saved, name, param_a, param_b, saved_is_output):
+    return empty_like_dense(saved)
+
+
+def _setup_context(ctx, inputs, output):
+    """Saves one tensor: the output for sigmoid and tanh, else the input."""
+    input, name, param_a, param_b = inputs
+    ctx.spec, ctx.inplace_error = ActivationSpec(name, param_a, param_b), None
+    ctx.saved_is_output = name in _SAVES_OUTPUT
+    ctx.save_for_backward(output if ctx.saved_is_output else input)
+
+
+def _backward(ctx, grad_output):
+    if ctx.inplace_error is not None:
+        raise RuntimeError(ctx.inplace_error)
+    (saved,) = ctx.saved_tensors
+    return _activation_grad(grad_output, saved, *ctx.spec, ctx.saved_is_output), None, None, None
+
+
+_activation.register_autograd(_backward, setup_context=_setup_context)
+
+
 _INPLACE_NEGATIVE_SLOPE = {
     "leaky_relu": ("In-place leakyReLu backward calculation is triggered with a negative slope which is not "
                    "supported. This is caused by calling in-place forward function with a negative slope, please "
@@ -102,45 +148,49 @@ _INPLACE_NEGATIVE_SLOPE = {
 }
 
 
-class ActivationFunction(torch.autograd.Function):
-    """Saves one tensor for backward: the output where it determines the gradient and is cheaper to use
-    (sigmoid, tanh, and every in-place call that allows it), else the input (cloned first when in place,
-    as torch does)."""
+class ActivationInplaceFunction(torch.autograd.Function):
+    """Autograd of tritonlayers::activation_. Saves one tensor: the output wherever it determines the gradient,
+    else the input, cloned before it is overwritten (as torch does)."""
 
     @staticmethod
-    def forward(ctx, input, spec, inplace):
-        ctx.spec = spec
-        ctx.inplace_error = None
+    def forward(ctx, input, name, param_a, param_b):
+        spec = ActivationSpec(name, param_a, param_b)
+        ctx.spec, ctx.inplace_error = spec, None
+        ctx.saved_is_output = name in _SAVES_OUTPUT or spec.output_determines_gradient
         saved = None
-        ctx.saved_is_output = spec.name in ("sigmoid", "tanh") or (inplace and spec.output_determines_gradient)
-        if ctx.needs_input_grad[0] and inplace and not ctx.saved_is_output:
-            if spec.name in _INPLACE_NEGATIVE_SLOPE:
-                ctx.inplace_error = _INPLACE_NEGATIVE_SLOPE[spec.name]
+        if not ctx.saved_is_output:
+            if name in _INPLACE_NEGATIVE_SLOPE:
+                ctx.inplace_error = _INPLACE_NEGATIVE_SLOPE[name]
             else:
                 saved = input.clone()
-        output = activation_forward(input, spec, inplace)
-        if inplace:
-            ctx.mark_dirty(input)
-        if ctx.saved_is_output:
-            saved = output
-        elif saved is None and ctx.inplace_error is None:
-            saved = input
-        ctx.save_for_backward(saved)
-        return output
+        below_autograd(_activation_inplace, input, name, param_a, param_b)
+        ctx.mark_dirty(input)
+        ctx.save_for_backward(input if ctx.saved_is_output else saved)
+        return input
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        if ctx.inplace_error is not None:
-            raise RuntimeError(ctx.inplace_error)
-        (saved,) = ctx.saved_tensors
-        return activation_backward(grad_output, saved, ctx.spec, ctx.saved_is_output), None, None
+    backward = staticmethod(_backward)
+
+
+def _activation_inplace_impl(input, name, param_a, param_b):
+    activation_forward(input, ActivationSpec(name, param_a, param_b), inplace=True)
+    mark_written(input)
+
+
+_activation_inplace = writing_op("activation_(Tensor(a!) input, str name, float param_a, float param_b) -> ()",
+                                 _activation_inplace_impl, lambda input, name, param_a, param_b: None,
+                                 ActivationInplaceFunction)
 
 
 def _activation_op(op_name, input, spec, inplace=False):
     """Validated entry used by every functional activation."""
     check_tensor(op_name, "input", input)
     check_floating(op_name, "input", input.dtype)
-    return ActivationFunction.apply(input, spec, inplace)
+    if spec.name == "softplus":  # in torch's CUDA autocast fp32 list
+        input = fp32_on_cuda(input)
+    if inplace:
+        _activation_inplace(input, *spec)
+        return input
+    return _activation(input, *spec)
 
 
 def relu(input, inplace=False):

@@ -1,5 +1,6 @@
-"""BatchNorm: host forward/backward, the autograd Function and the functional entry point, with the fused
-form activation(BN(x) + residual) and the cross-process statistics SyncBatchNorm plugs in.
+"""BatchNorm: host forward/backward, the op tritonlayers::batch_norm (it updates the running statistics in place)
+with its autograd Function, and the functional entry point, with the fused form activation(BN(x) + residual)
+and the cross-process statistics SyncBatchNorm plugs in.
 
 Training forward: one resident kernel when a channel's N x spatial values fit in registers (one read);
 otherwise a split statistics pass, a tiny merge that finalizes (and updates the running statistics in
@@ -8,12 +9,14 @@ per-channel sums and an input-gradient pass. Saved: the input, the saved mean an
 dtype, fp32 for half inputs), and for a fused activation either the output (when it determines the
 derivative, e.g. relu) or the residual (to recompute the pre-activation).
 """
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import torch
 
 from ._launch import check_tensor, launch_device, sm_count
 from ._layout import needs_wide_index, reduction_geometry
+from ._library import (below_autograd, custom_op, empty_placeholder, mark_written, or_placeholders, wanted,
+                       writing_op)
 from .activation import ActivationSpec, resolve_activation
 from .kernels.batch_norm import (batch_norm_backward_input_kernel, batch_norm_backward_reduce_kernel,
                                  batch_norm_backward_resident_kernel, batch_norm_forward_kernel,
@@ -68,26 +71,33 @@ def _resident(geometry, live_tensors, sync):
     return resident_config(num_channels, num_groups * num_columns, live_tensors, strides[0][1] == 1)
 
 
+def batch_norm_outputs(input, training, output_dtype):
+    """(output, mean, invstd) as batch_norm_forward returns them: output like the input (in output_dtype), the
+    batch statistics in the compute dtype when training, else placeholders."""
+    output = torch.empty_like(input, dtype=output_dtype or input.dtype)
+    if not training:
+        return output, empty_placeholder(output), empty_placeholder(output)
+    mean = torch.empty(input.shape[1], dtype=_compute_dtype(input), device=input.device)
+    return output, mean, torch.empty_like(mean)
+
+
 def batch_norm_forward(input, weight, bias, running_mean, running_var, training, momentum, eps, residual=None,
                        spec=ActivationSpec("identity"), sync: Optional[Sync] = None, output_dtype=None):
-    """(output, mean, invstd): the statistics used (saved batch ones, or the running buffers in eval)."""
-    output = torch.empty_like(input, dtype=output_dtype or input.dtype)
-    num_channels = input.shape[1]
-    stats_dtype = _compute_dtype(input)
-    if not training:
-        mean, invstd = running_mean, running_var
-    else:
-        mean = torch.empty(num_channels, dtype=stats_dtype, device=input.device)
-        invstd = torch.empty_like(mean)
+    """(output, mean, invstd): the batch statistics when training, placeholders in eval (the running buffers are
+    the statistics then). Updates the running buffers in place when training."""
+    output, mean, invstd = batch_norm_outputs(input, training, output_dtype)
     if input.numel() == 0:
         return output, mean, invstd
+    num_channels = input.shape[1]
+    stats_dtype = _compute_dtype(input)
+    used_mean, used_invstd = (mean, invstd) if training else (running_mean, running_var)
     update_running = training and running_mean is not None
     residual_or_input = residual if residual is not None else input
     (x, res, out), geometry = _views((input, residual_or_input, output))
     num_groups, _, num_columns, strides = geometry
     common = dict(HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, HAS_RESIDUAL=residual is not None,
                   ACTIVATION=spec.kernel_id)
-    dummy = mean
+    dummy = used_mean
     weight_, bias_ = (weight if weight is not None else dummy), (bias if bias is not None else dummy)
     running = (running_mean if update_running else dummy, running_var if update_running else dummy)
     with launch_device("batch_norm", input, weight, bias, residual, running_mean, running_var):
@@ -95,7 +105,7 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
         if resident is not None:
             block_r, block_j, num_warps = resident
             batch_norm_forward_resident_kernel[(-(-num_channels // block_r),)](
-                x, res, out, mean, invstd, weight_, bias_, *running, num_channels, num_columns,
+                x, res, out, used_mean, used_invstd, weight_, bias_, *running, num_channels, num_columns,
                 num_groups * num_columns, *_flat_strides(strides), momentum, eps, spec.param_a, spec.param_b,
                 UPDATE_RUNNING=update_running, BLOCK_R=block_r, BLOCK_J=block_j, num_warps=num_warps, **common)
         else:
@@ -110,10 +120,10 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
                 if sync is not None:
                     partial = sync.gather_stats(_merge(partial, num_channels))
                 batch_norm_merge_kernel[merge_grid(num_channels)](
-                    partial, partial.shape[0], num_channels, partial, mean, invstd, *running, momentum, eps,
+                    partial, partial.shape[0], num_channels, partial, used_mean, used_invstd, *running, momentum, eps,
                     FINALIZE=True, UPDATE_RUNNING=update_running, BLOCK=128)
             batch_norm_forward_kernel[config["grid"]](
-                x, res, out, mean, invstd, weight_, bias_, num_groups, num_channels, num_columns,
+                x, res, out, used_mean, used_invstd, weight_, bias_, num_groups, num_channels, num_columns,
                 config["tiles_per_program"], *_flat_strides(strides), eps, spec.param_a, spec.param_b,
                 USE_RUNNING=not training, BLOCK_R=config["block_r"], BLOCK_C=config["block_c"], WIDE_INDEX=wide,
                 num_warps=config["num_warps"], **common)
@@ -194,33 +204,101 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
 
 def _param_grads(grad_input, grad_residual, sums, weight, bias, needs):
     _, needs_weight, needs_bias, _ = needs
-    grad_weight = sums[1].to(weight.dtype) if needs_weight else None
-    grad_bias = sums[0].to(bias.dtype) if needs_bias else None
+    # copies, not views of one buffer: an op's outputs must not share memory
+    grad_weight = sums[1].to(weight.dtype, copy=True) if needs_weight else None
+    grad_bias = sums[0].to(bias.dtype, copy=True) if needs_bias else None
     return grad_input, grad_weight, grad_bias, grad_residual
 
 
 class BatchNormFunction(torch.autograd.Function):
+    """Autograd of tritonlayers::batch_norm (its autograd kernel: the op updates the running statistics, and
+    register_autograd takes only ops that write nothing), and of SyncBatchNorm's calls (`sync` given), which
+    run the host functions directly: an op cannot take the callables that join the ranks.
+
+    Saves the input, weight, bias, the statistics used (batch ones, or the running buffers in eval) and, for a
+    fused activation, the output (where it determines the derivative) or the residual."""
+
     @staticmethod
-    def forward(ctx, input, weight, bias, residual, running_mean, running_var, training, momentum, eps, spec, sync,
-                output_dtype):
-        output, mean, invstd = batch_norm_forward(input, weight, bias, running_mean, running_var, training,
-                                                  momentum, eps, residual, spec, sync, output_dtype)
+    def forward(ctx, input, weight, bias, residual, running_mean, running_var, training, momentum, eps, activation,
+                param_a, param_b, output_dtype, sync=None):
+        spec = ActivationSpec(activation, param_a, param_b)
+        if sync is None:
+            output, mean, invstd = below_autograd(_batch_norm, input, weight, bias, residual, running_mean,
+                                                  running_var, training, momentum, eps, activation, param_a,
+                                                  param_b, output_dtype)
+        else:
+            output, mean, invstd = batch_norm_forward(input, weight, bias, running_mean, running_var, training,
+                                                      momentum, eps, residual, spec, sync, output_dtype)
+        ctx.mark_non_differentiable(mean, invstd)
         ctx.saved_is_output = spec.name != "identity" and spec.output_determines_gradient
         saved = output if ctx.saved_is_output else residual if spec.name != "identity" else None
-        ctx.save_for_backward(input, weight, bias, mean, invstd, saved)
+        used = (mean, invstd) if training else (running_mean, running_var)
+        ctx.save_for_backward(input, weight, bias, *used, saved)
         ctx.training, ctx.eps, ctx.spec, ctx.sync = training, eps, spec, sync
         ctx.has_residual = residual is not None
         ctx.residual_dtype = residual.dtype if residual is not None else None
-        return output
+        return output, mean, invstd
 
     @staticmethod
-    def backward(ctx, grad_output):
+    def backward(ctx, grad_output, grad_mean, grad_invstd):
         input, weight, bias, mean, invstd, saved = ctx.saved_tensors
         needs = tuple(ctx.needs_input_grad[:4])
-        grads = batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, ctx.training, ctx.eps,
-                                    ctx.spec, ctx.saved_is_output, ctx.has_residual, needs, ctx.sync,
-                                    ctx.residual_dtype)
-        return (*grads, None, None, None, None, None, None, None, None)
+        if ctx.sync is None:
+            grads = _batch_norm_grad(grad_output, input, saved, weight, bias, mean, invstd, ctx.training, ctx.eps,
+                                     *ctx.spec, ctx.saved_is_output, ctx.has_residual, list(needs),
+                                     ctx.residual_dtype)
+            grads = wanted(grads, needs)
+        else:
+            grads = batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, ctx.training, ctx.eps,
+                                        ctx.spec, ctx.saved_is_output, ctx.has_residual, needs, ctx.sync,
+                                        ctx.residual_dtype)
+        return (*grads,) + (None,) * 10
+
+
+def _batch_norm_impl(input, weight, bias, residual, running_mean, running_var, training, momentum, eps, activation,
+                     param_a, param_b, output_dtype):
+    result = batch_norm_forward(input, weight, bias, running_mean, running_var, training, momentum, eps, residual,
+                                ActivationSpec(activation, param_a, param_b), None, output_dtype)
+    if training:
+        mark_written(running_mean, running_var)
+    return result
+
+
+def _batch_norm_fake(input, weight, bias, residual, running_mean, running_var, training, momentum, eps, activation,
+                     param_a, param_b, output_dtype):
+    return batch_norm_outputs(input, training, output_dtype)
+
+
+_batch_norm = writing_op(
+    "batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? residual, Tensor(a!)? running_mean, "
+    "Tensor(b!)? running_var, bool training, float momentum, float eps, str activation, float param_a, "
+    "float param_b, ScalarType output_dtype) -> (Tensor, Tensor, Tensor)",
+    _batch_norm_impl, _batch_norm_fake, BatchNormFunction)
+
+
+@custom_op("batch_norm_backward")
+def _batch_norm_grad(grad_output: torch.Tensor, input: torch.Tensor, saved: Optional[torch.Tensor],
+                     weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], mean: torch.Tensor,
+                     invstd: torch.Tensor, training: bool, eps: float, activation: str, param_a: float,
+                     param_b: float, saved_is_output: bool, has_residual: bool, needs: List[bool],
+                     residual_dtype: Optional[torch.dtype]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                     torch.Tensor]:
+    """(grad_input, grad_weight, grad_bias, grad_residual), a placeholder where `needs` does not ask."""
+    grads = batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, training, eps,
+                                ActivationSpec(activation, param_a, param_b), saved_is_output, has_residual,
+                                tuple(needs), None, residual_dtype)
+    return or_placeholders(grads, input)
+
+
+@_batch_norm_grad.register_fake
+def _(grad_output, input, saved, weight, bias, mean, invstd, training, eps, activation, param_a, param_b,
+      saved_is_output, has_residual, needs, residual_dtype):
+    def per_channel(param):
+        return input.new_empty(input.shape[1], dtype=param.dtype) if param is not None else None
+
+    grads = (torch.empty_like(input), per_channel(weight), per_channel(bias),
+             torch.empty_like(input, dtype=residual_dtype))
+    return or_placeholders(wanted(grads, needs), input)
 
 
 def _check_channels(name, tensor, num_channels):
@@ -266,5 +344,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     check_batch_norm_args(input, running_mean, running_var, weight, bias, training, momentum, residual)
     spec = resolve_activation(activation)
     output_dtype = torch.promote_types(input.dtype, residual.dtype) if residual is not None else input.dtype
-    return BatchNormFunction.apply(input, weight, bias, residual, running_mean, running_var, bool(training),
-                                   float(momentum), float(eps), spec, _sync, output_dtype)
+    args = (input, weight, bias, residual, running_mean, running_var, bool(training), float(momentum), float(eps),
+            *spec, output_dtype)
+    if _sync is not None:
+        return BatchNormFunction.apply(*args, _sync)[0]
+    return _batch_norm(*args)[0]

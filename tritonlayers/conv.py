@@ -6,14 +6,19 @@ channels, N = pixels (n, h, w): strided sampling is a stride in the pixel axis. 
 kernel == stride writes each input pixel's k x k patch: one GEMM per tap (i, j), taps and groups batched.
 Backward: grad_input and grad_weight as GEMMs whose A operand is the output gradient (pixels x channels for
 grad_input, channels x pixels for grad_weight), so the activation's derivative is applied as A is loaded
-(linear.backward_operand) and the weight-gradient GEMM sums A's rows into grad_bias.
+(linear.backward_operand) and the weight-gradient GEMM sums A's rows into grad_bias. The layers are the ops
+tritonlayers::conv2d_1x1 and tritonlayers::conv_transpose2d (autograd from register_autograd).
 """
+from typing import List, Optional, Tuple
+
 import torch
 
+from ._autocast import lower_precision
 from ._gemm import Level, axis, check_same_dtype, gemm
 from ._launch import check_floating, check_tensor
-from .activation import resolve_activation
-from .linear import backward_operand, materialized, saved_kind
+from ._library import custom_op, or_placeholders, records_grad, wanted
+from .activation import ActivationSpec, resolve_activation
+from .linear import backward_operand, gemm_grads_like, materialized, save_for_gemm_backward, saved_kind
 
 
 def _pair(value, name, op_name):
@@ -54,147 +59,246 @@ def _bias_grad_buffer(needs_weight, needs_bias, grad, shape):
                        device=grad.device)
 
 
-def _finish_bias_grad(ctx, buffer, grad, a_saved, prologue, weight, sum_dims=None):
+def _finish_bias_grad(needs_bias, spec, buffer, grad, a_saved, prologue, weight, sum_dims=None):
     """grad_bias from the GEMM's buffer (summed over sum_dims), or, without a weight gradient, from the
     gradient before the activation."""
     if buffer is not None:
         return (buffer.sum(sum_dims) if sum_dims else buffer).reshape(-1).to(weight.dtype)
-    if ctx.needs_input_grad[2]:
-        return materialized(grad, a_saved, prologue, ctx.spec).sum((0, 2, 3))
+    if needs_bias:
+        return materialized(grad, a_saved, prologue, spec).sum((0, 2, 3))
     return None
 
 
-def _forward_outputs(ctx, spec, shape, input):
+def _forward_outputs(shape, input, store_pre):
     """(output, pre-activation or None), in the input's memory format."""
-    ctx.spec, ctx.saved_kind = spec, saved_kind(spec, None)
     output = torch.empty(shape, dtype=input.dtype, device=input.device).contiguous(
         memory_format=_memory_format(input))
-    pre = torch.empty_like(output) if ctx.saved_kind == "pre" and any(ctx.needs_input_grad[:3]) else None
+    return output, torch.empty_like(output) if store_pre else None
+
+
+def _conv1x1_shape(input, weight, stride):
+    batch, _, height, width = input.shape
+    return batch, weight.shape[0], (height - 1) // stride[0] + 1, (width - 1) // stride[1] + 1
+
+
+def _conv_transpose_shape(input, weight, groups):
+    batch, _, height, width = input.shape
+    return batch, weight.shape[1] * groups, height * weight.shape[2], width * weight.shape[3]
+
+
+def conv1x1_forward(input, weight, bias, stride, groups, spec, store_pre):
+    """(output, pre-activation or None) of a 1x1 convolution."""
+    batch, out_channels, out_h, out_w = shape = _conv1x1_shape(input, weight, stride)
+    in_group, out_group = input.shape[1] // groups, out_channels // groups
+    output, pre = _forward_outputs(shape, input, store_pre)
+    gemm(weight, input, output,
+         batch=_groups_axis(groups, {"a": out_group * weight.stride(0), "b": in_group * input.stride(1),
+                                     "c": out_group * output.stride(1), "bias": out_group}),
+         m=axis(Level(out_group, {"a": weight.stride(0), "c": output.stride(1)})),
+         n=_pixels((batch, out_h, out_w), {"b": _spatial(input, stride), "c": _spatial(output)}),
+         k=axis(Level(in_group, {"a": weight.stride(1), "b": input.stride(1)})),
+         bias=bias, bias_along="m", spec=spec, pre=pre, allow_tf32=torch.backends.cudnn.allow_tf32,
+         op_name="conv2d")
     return output, pre
 
 
-class Conv1x1Function(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, input, weight, bias, stride, groups, spec):
-        batch, channels, height, width = input.shape
-        out_channels = weight.shape[0]
-        in_group, out_group = channels // groups, out_channels // groups
-        out_h, out_w = (height - 1) // stride[0] + 1, (width - 1) // stride[1] + 1
-        output, pre = _forward_outputs(ctx, spec, (batch, out_channels, out_h, out_w), input)
-        gemm(weight, input, output,
-             batch=_groups_axis(groups, {"a": out_group * weight.stride(0), "b": in_group * input.stride(1),
-                                         "c": out_group * output.stride(1), "bias": out_group}),
-             m=axis(Level(out_group, {"a": weight.stride(0), "c": output.stride(1)})),
-             n=_pixels((batch, out_h, out_w), {"b": _spatial(input, stride), "c": _spatial(output)}),
-             k=axis(Level(in_group, {"a": weight.stride(1), "b": input.stride(1)})),
-             bias=bias, bias_along="m", spec=spec, pre=pre, allow_tf32=torch.backends.cudnn.allow_tf32,
-             op_name="conv2d")
-        ctx.save_for_backward(input, weight, output if ctx.saved_kind == "output" else pre)
-        ctx.stride, ctx.groups = stride, groups
-        return output
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        input, weight, saved = ctx.saved_tensors
-        grad, a_saved, prologue = backward_operand(ctx, grad_output, saved)
-        stride, groups = ctx.stride, ctx.groups
-        batch, channels = input.shape[:2]
-        out_h, out_w = grad.shape[2:]
-        in_group, out_group = channels // groups, weight.shape[0] // groups
-        needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-        grad_input = grad_weight = None
-        common = dict(a_saved=a_saved, prologue=prologue, spec=ctx.spec, allow_tf32=torch.backends.cudnn.allow_tf32,
-                      op_name="conv2d")
-        if needs_input:  # (pixels x in channels) = (pixels x out channels) @ W
-            # pixels the strided forward skipped get no gradient: start from zeros then
-            grad_input = (torch.zeros_like if stride != (1, 1) else torch.empty_like)(
-                input, memory_format=_memory_format(input))
-            gemm(grad, weight, grad_input,
-                 batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": out_group * weight.stride(0),
-                                             "c": in_group * grad_input.stride(1)}),
-                 m=_pixels((batch, out_h, out_w), {"a": _spatial(grad), "c": _spatial(grad_input, stride)}),
-                 n=axis(Level(in_group, {"b": weight.stride(1), "c": grad_input.stride(1)})),
-                 k=axis(Level(out_group, {"a": grad.stride(1), "b": weight.stride(0)})), **common)
-        bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, out_group))
-        if needs_weight:  # (out channels x in channels) = (out channels x pixels) @ x
-            grad_weight = torch.empty_like(weight)
-            gemm(grad, input, grad_weight,
-                 batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * input.stride(1),
-                                             "c": out_group * grad_weight.stride(0), "bias": out_group}),
-                 m=axis(Level(out_group, {"a": grad.stride(1), "c": grad_weight.stride(0)})),
-                 n=axis(Level(in_group, {"b": input.stride(1), "c": grad_weight.stride(1)})),
-                 k=_pixels((batch, out_h, out_w), {"a": _spatial(grad), "b": _spatial(input, stride)}),
-                 bias_grad=bias_buffer, **common)
-        grad_bias = _finish_bias_grad(ctx, bias_buffer, grad, a_saved, prologue, weight)
-        return grad_input, grad_weight, grad_bias, None, None, None
+def conv1x1_backward(grad_output, input, weight, saved, stride, groups, spec, needs):
+    """(grad_input, grad_weight, grad_bias), each None unless `needs` (three booleans) asks."""
+    grad, a_saved, prologue = backward_operand(saved_kind(spec, None), grad_output, saved)
+    batch, channels = input.shape[:2]
+    out_h, out_w = grad.shape[2:]
+    in_group, out_group = channels // groups, weight.shape[0] // groups
+    needs_input, needs_weight, needs_bias = needs
+    grad_input = grad_weight = None
+    common = dict(a_saved=a_saved, prologue=prologue, spec=spec, allow_tf32=torch.backends.cudnn.allow_tf32,
+                  op_name="conv2d")
+    if needs_input:  # (pixels x in channels) = (pixels x out channels) @ W
+        # pixels the strided forward skipped get no gradient: start from zeros then
+        grad_input = (torch.zeros_like if stride != (1, 1) else torch.empty_like)(
+            input, memory_format=_memory_format(input))
+        gemm(grad, weight, grad_input,
+             batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": out_group * weight.stride(0),
+                                         "c": in_group * grad_input.stride(1)}),
+             m=_pixels((batch, out_h, out_w), {"a": _spatial(grad), "c": _spatial(grad_input, stride)}),
+             n=axis(Level(in_group, {"b": weight.stride(1), "c": grad_input.stride(1)})),
+             k=axis(Level(out_group, {"a": grad.stride(1), "b": weight.stride(0)})), **common)
+    bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, out_group))
+    if needs_weight:  # (out channels x in channels) = (out channels x pixels) @ x
+        grad_weight = torch.empty_like(weight)
+        gemm(grad, input, grad_weight,
+             batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * input.stride(1),
+                                         "c": out_group * grad_weight.stride(0), "bias": out_group}),
+             m=axis(Level(out_group, {"a": grad.stride(1), "c": grad_weight.stride(0)})),
+             n=axis(Level(in_group, {"b": input.stride(1), "c": grad_weight.stride(1)})),
+             k=_pixels((batch, out_h, out_w), {"a": _spatial(grad), "b": _spatial(input, stride)}),
+             bias_grad=bias_buffer, **common)
+    grad_bias = _finish_bias_grad(needs_bias, spec, bias_buffer, grad, a_saved, prologue, weight)
+    return grad_input, grad_weight, grad_bias
 
 
-class ConvTranspose2dFunction(torch.autograd.Function):
-    """kernel == stride: output pixel (h * kh + i, w * kw + j) = W[:, :, i, j]^T x[:, h, w], per group."""
+def conv_transpose_forward(input, weight, bias, groups, spec, store_pre):
+    """(output, pre-activation or None) of a transposed convolution with kernel == stride: output pixel
+    (h * kh + i, w * kw + j) = W[:, :, i, j]^T x[:, h, w], per group."""
+    batch, channels, height, width = input.shape
+    kh, kw = weight.shape[2:]
+    in_group, out_group = channels // groups, weight.shape[1]
+    output, pre = _forward_outputs(_conv_transpose_shape(input, weight, groups), input, store_pre)
+    taps = (Level(kh, {"a": weight.stride(2), "c": output.stride(2)}),
+            Level(kw, {"a": weight.stride(3), "c": output.stride(3)}))
+    gemm(weight, input, output,
+         batch=_groups_axis(groups, {"a": in_group * weight.stride(0), "b": in_group * input.stride(1),
+                                     "c": out_group * output.stride(1), "bias": out_group}, *taps),
+         m=axis(Level(out_group, {"a": weight.stride(1), "c": output.stride(1)})),
+         n=_pixels((batch, height, width), {"b": _spatial(input), "c": _spatial(output, (kh, kw))}),
+         k=axis(Level(in_group, {"a": weight.stride(0), "b": input.stride(1)})),
+         bias=bias, bias_along="m", spec=spec, pre=pre, allow_tf32=torch.backends.cudnn.allow_tf32,
+         op_name="conv_transpose2d")
+    return output, pre
 
-    @staticmethod
-    def forward(ctx, input, weight, bias, groups, spec):
-        batch, channels, height, width = input.shape
-        kh, kw = weight.shape[2:]
-        in_group, out_group = channels // groups, weight.shape[1]
-        output, pre = _forward_outputs(ctx, spec, (batch, out_group * groups, height * kh, width * kw), input)
-        taps = (Level(kh, {"a": weight.stride(2), "c": output.stride(2)}),
-                Level(kw, {"a": weight.stride(3), "c": output.stride(3)}))
-        gemm(weight, input, output,
-             batch=_groups_axis(groups, {"a": in_group * weight.stride(0), "b": in_group * input.stride(1),
-                                         "c": out_group * output.stride(1), "bias": out_group}, *taps),
-             m=axis(Level(out_group, {"a": weight.stride(1), "c": output.stride(1)})),
-             n=_pixels((batch, height, width), {"b": _spatial(input), "c": _spatial(output, (kh, kw))}),
-             k=axis(Level(in_group, {"a": weight.stride(0), "b": input.stride(1)})),
-             bias=bias, bias_along="m", spec=spec, pre=pre, allow_tf32=torch.backends.cudnn.allow_tf32,
-             op_name="conv_transpose2d")
-        ctx.save_for_backward(input, weight, output if ctx.saved_kind == "output" else pre)
-        ctx.groups = groups
-        return output
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        input, weight, saved = ctx.saved_tensors
-        grad, a_saved, prologue = backward_operand(ctx, grad_output, saved)
-        groups = ctx.groups
-        batch, channels, height, width = input.shape
-        kh, kw = weight.shape[2:]
-        in_group, out_group = channels // groups, weight.shape[1]
-        needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-        grad_input = grad_weight = None
-        common = dict(a_saved=a_saved, prologue=prologue, spec=ctx.spec, allow_tf32=torch.backends.cudnn.allow_tf32,
-                      op_name="conv_transpose2d")
-        if needs_input:  # (pixels x in channels): a sum over output channels and taps
-            grad_input = torch.empty_like(input, memory_format=_memory_format(input))
-            gemm(grad, weight, grad_input,
-                 batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * weight.stride(0),
-                                             "c": in_group * grad_input.stride(1)}),
-                 m=_pixels((batch, height, width), {"a": _spatial(grad, (kh, kw)), "c": _spatial(grad_input)}),
-                 n=axis(Level(in_group, {"b": weight.stride(0), "c": grad_input.stride(1)})),
-                 k=axis(Level(out_group, {"a": grad.stride(1), "b": weight.stride(1)}),
-                        Level(kh, {"a": grad.stride(2), "b": weight.stride(2)}),
-                        Level(kw, {"a": grad.stride(3), "b": weight.stride(3)})), **common)
-        bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, kh, kw, out_group))
-        if needs_weight:  # per group and tap, (out channels x in channels) reduced over pixels
-            grad_weight = torch.empty_like(weight)
-            taps = (Level(kh, {"a": grad.stride(2), "c": grad_weight.stride(2), "bias": kw * out_group}),
-                    Level(kw, {"a": grad.stride(3), "c": grad_weight.stride(3), "bias": out_group}))
-            gemm(grad, input, grad_weight,
-                 batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * input.stride(1),
-                                             "c": in_group * grad_weight.stride(0), "bias": kh * kw * out_group},
-                                    *taps),
-                 m=axis(Level(out_group, {"a": grad.stride(1), "c": grad_weight.stride(1)})),
-                 n=axis(Level(in_group, {"b": input.stride(1), "c": grad_weight.stride(0)})),
-                 k=_pixels((batch, height, width), {"a": _spatial(grad, (kh, kw)), "b": _spatial(input)}),
-                 bias_grad=bias_buffer, **common)
-        grad_bias = _finish_bias_grad(ctx, bias_buffer, grad, a_saved, prologue, weight, sum_dims=(1, 2))
-        return grad_input, grad_weight, grad_bias, None, None
+def conv_transpose_backward(grad_output, input, weight, saved, groups, spec, needs):
+    """(grad_input, grad_weight, grad_bias), each None unless `needs` (three booleans) asks."""
+    grad, a_saved, prologue = backward_operand(saved_kind(spec, None), grad_output, saved)
+    batch, channels, height, width = input.shape
+    kh, kw = weight.shape[2:]
+    in_group, out_group = channels // groups, weight.shape[1]
+    needs_input, needs_weight, needs_bias = needs
+    grad_input = grad_weight = None
+    common = dict(a_saved=a_saved, prologue=prologue, spec=spec, allow_tf32=torch.backends.cudnn.allow_tf32,
+                  op_name="conv_transpose2d")
+    if needs_input:  # (pixels x in channels): a sum over output channels and taps
+        grad_input = torch.empty_like(input, memory_format=_memory_format(input))
+        gemm(grad, weight, grad_input,
+             batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * weight.stride(0),
+                                         "c": in_group * grad_input.stride(1)}),
+             m=_pixels((batch, height, width), {"a": _spatial(grad, (kh, kw)), "c": _spatial(grad_input)}),
+             n=axis(Level(in_group, {"b": weight.stride(0), "c": grad_input.stride(1)})),
+             k=axis(Level(out_group, {"a": grad.stride(1), "b": weight.stride(1)}),
+                    Level(kh, {"a": grad.stride(2), "b": weight.stride(2)}),
+                    Level(kw, {"a": grad.stride(3), "b": weight.stride(3)})), **common)
+    bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, kh, kw, out_group))
+    if needs_weight:  # per group and tap, (out channels x in channels) reduced over pixels
+        grad_weight = torch.empty_like(weight)
+        taps = (Level(kh, {"a": grad.stride(2), "c": grad_weight.stride(2), "bias": kw * out_group}),
+                Level(kw, {"a": grad.stride(3), "c": grad_weight.stride(3), "bias": out_group}))
+        gemm(grad, input, grad_weight,
+             batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * input.stride(1),
+                                         "c": in_group * grad_weight.stride(0), "bias": kh * kw * out_group},
+                                *taps),
+             m=axis(Level(out_group, {"a": grad.stride(1), "c": grad_weight.stride(1)})),
+             n=axis(Level(in_group, {"b": input.stride(1), "c": grad_weight.stride(0)})),
+             k=_pixels((batch, height, width), {"a": _spatial(grad, (kh, kw)), "b": _spatial(input)}),
+             bias_grad=bias_buffer, **common)
+    grad_bias = _finish_bias_grad(needs_bias, spec, bias_buffer, grad, a_saved, prologue, weight,
+                                  sum_dims=(1, 2))
+    return grad_input, grad_weight, grad_bias
+
+
+@custom_op("conv2d_1x1")
+def _conv1x1(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: List[int],
+             groups: int, activation: str, param_a: float, param_b: float,
+             store_pre: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(output, pre-activation or a placeholder)."""
+    output, pre = conv1x1_forward(input, weight, bias, tuple(stride), groups,
+                                  ActivationSpec(activation, param_a, param_b), store_pre)
+    return or_placeholders((output, pre), output)
+
+
+@_conv1x1.register_fake
+def _(input, weight, bias, stride, groups, activation, param_a, param_b, store_pre):
+    output, pre = _forward_outputs(_conv1x1_shape(input, weight, stride), input, store_pre)
+    return or_placeholders((output, pre), output)
+
+
+@custom_op("conv2d_1x1_backward")
+def _conv1x1_grad(grad_output: torch.Tensor, input: torch.Tensor, weight: torch.Tensor,
+                  saved: Optional[torch.Tensor], stride: List[int], groups: int, activation: str, param_a: float,
+                  param_b: float, needs: List[bool]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    grads = conv1x1_backward(grad_output, input, weight, saved, tuple(stride), groups,
+                             ActivationSpec(activation, param_a, param_b), needs)
+    return or_placeholders(grads, input)
+
+
+@_conv1x1_grad.register_fake
+def _(grad_output, input, weight, saved, stride, groups, activation, param_a, param_b, needs):
+    grad_input = torch.empty_like(input, memory_format=_memory_format(input))
+    return gemm_grads_like(grad_input, weight, weight.shape[0], needs)
+
+
+def _conv1x1_setup_context(ctx, inputs, output):
+    input, weight, _, stride, groups, activation, param_a, param_b, _ = inputs
+    save_for_gemm_backward(ctx, input, weight, ActivationSpec(activation, param_a, param_b), None, *output)
+    ctx.stride, ctx.groups = stride, groups
+
+
+def _conv1x1_backward(ctx, grad_output, grad_pre):
+    input, weight, saved = ctx.saved_tensors
+    needs = ctx.needs_input_grad[:3]
+    grads = _conv1x1_grad(grad_output, input, weight, saved, ctx.stride, ctx.groups, *ctx.spec, list(needs))
+    return (*wanted(grads, needs), None, None, None, None, None, None)
+
+
+_conv1x1.register_autograd(_conv1x1_backward, setup_context=_conv1x1_setup_context)
+
+
+@custom_op("conv_transpose2d")
+def _conv_transpose(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], groups: int,
+                    activation: str, param_a: float, param_b: float,
+                    store_pre: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(output, pre-activation or a placeholder)."""
+    output, pre = conv_transpose_forward(input, weight, bias, groups, ActivationSpec(activation, param_a, param_b),
+                                         store_pre)
+    return or_placeholders((output, pre), output)
+
+
+@_conv_transpose.register_fake
+def _(input, weight, bias, groups, activation, param_a, param_b, store_pre):
+    output, pre = _forward_outputs(_conv_transpose_shape(input, weight, groups), input, store_pre)
+    return or_placeholders((output, pre), output)
+
+
+@custom_op("conv_transpose2d_backward")
+def _conv_transpose_grad(grad_output: torch.Tensor, input: torch.Tensor, weight: torch.Tensor,
+                         saved: Optional[torch.Tensor], groups: int, activation: str, param_a: float, param_b: float,
+                         needs: List[bool]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    grads = conv_transpose_backward(grad_output, input, weight, saved, groups,
+                                    ActivationSpec(activation, param_a, param_b), needs)
+    return or_placeholders(grads, input)
+
+
+@_conv_transpose_grad.register_fake
+def _(grad_output, input, weight, saved, groups, activation, param_a, param_b, needs):
+    grad_input = torch.empty_like(input, memory_format=_memory_format(input))
+    return gemm_grads_like(grad_input, weight, weight.shape[1] * groups, needs)
+
+
+def _conv_transpose_setup_context(ctx, inputs, output):
+    input, weight, _, groups, activation, param_a, param_b, _ = inputs
+    save_for_gemm_backward(ctx, input, weight, ActivationSpec(activation, param_a, param_b), None, *output)
+    ctx.groups = groups
+
+
+def _conv_transpose_backward(ctx, grad_output, grad_pre):
+    input, weight, saved = ctx.saved_tensors
+    needs = ctx.needs_input_grad[:3]
+    grads = _conv_transpose_grad(grad_output, input, weight, saved, ctx.groups, *ctx.spec, list(needs))
+    return (*wanted(grads, needs), None, None, None, None, None)
+
+
+_conv_transpose.register_autograd(_conv_transpose_backward, setup_context=_conv_transpose_setup_context)
+
+
+def _store_pre(spec, *tensors):
+    """Whether the forward keeps the pre-activation: backward will need it (see linear.saved_kind)."""
+    return saved_kind(spec, None) == "pre" and records_grad(*tensors)
 
 
 def _check_common(op_name, input, weight, bias):
-    """Tensors, ranks and dtypes; returns (input as 4-D, whether it was unbatched)."""
+    """Tensors, ranks and dtypes, after torch's autocast casts; returns (input as 4-D, weight, bias, whether the
+    input was unbatched)."""
     check_tensor(op_name, "input", input)
     check_tensor(op_name, "weight", weight)
+    input, weight, bias = lower_precision(input, weight, bias)
     if weight.dim() != 4:
         raise RuntimeError(f"{op_name}: expected a 4-D weight, got weight of size {list(weight.shape)}")
     if input.dim() not in (3, 4):
@@ -203,7 +307,7 @@ def _check_common(op_name, input, weight, bias):
     check_same_dtype(op_name, input=input, weight=weight, bias=bias)
     check_floating(op_name, "input", input.dtype)
     unbatched = input.dim() == 3
-    return (input.unsqueeze(0) if unbatched else input), unbatched
+    return (input.unsqueeze(0) if unbatched else input), weight, bias, unbatched
 
 
 def _check_groups_and_bias(groups, weight, bias, out_channels, transposed=False):
@@ -221,7 +325,7 @@ def _check_groups_and_bias(groups, weight, bias, out_channels, transposed=False)
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None):
     """F.conv2d for 1x1 kernels (any stride, dilation, groups), plus keyword-only `activation` fused into the
     epilogue. Other kernel sizes and nonzero padding raise NotImplementedError."""
-    x, unbatched = _check_common("conv2d", input, weight, bias)
+    x, weight, bias, unbatched = _check_common("conv2d", input, weight, bias)
     stride = _pair(stride, "stride", "conv2d")
     _pair(dilation, "dilation", "conv2d")  # a 1x1 kernel never dilates
     if tuple(weight.shape[2:]) != (1, 1):
@@ -237,7 +341,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
                            f"{list(x.shape)} to have {weight.shape[1] * groups} channels, but got {x.shape[1]} "
                            "channels instead")
-    output = Conv1x1Function.apply(x, weight, bias, stride, groups, resolve_activation(activation))
+    spec = resolve_activation(activation)
+    output = _conv1x1(x, weight, bias, list(stride), groups, *spec, _store_pre(spec, x, weight, bias))[0]
     return output.squeeze(0) if unbatched else output
 
 
@@ -246,7 +351,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """F.conv_transpose2d when kernel_size == stride, padding 0, output_padding 0 and dilation 1 (the
     non-overlapping upsampling of decoders), plus keyword-only `activation`; other geometry raises
     NotImplementedError naming the argument."""
-    x, unbatched = _check_common("conv_transpose2d", input, weight, bias)
+    x, weight, bias, unbatched = _check_common("conv_transpose2d", input, weight, bias)
     kernel = tuple(weight.shape[2:])
     for name, value, wanted in (("stride", _pair(stride, "stride", "conv_transpose2d"), kernel),
                                 ("padding", _pair(padding, "padding", "conv_transpose2d"), (0, 0)),
@@ -265,5 +370,6 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected input{list(x.shape)} "
                            f"to have {weight.shape[0]} channels, but got {x.shape[1]} channels instead")
     _check_groups_and_bias(groups, weight, bias, weight.shape[1] * groups, transposed=True)
-    output = ConvTranspose2dFunction.apply(x, weight, bias, groups, resolve_activation(activation))
+    spec = resolve_activation(activation)
+    output = _conv_transpose(x, weight, bias, groups, *spec, _store_pre(spec, x, weight, bias))[0]
     return output.squeeze(0) if unbatched else output

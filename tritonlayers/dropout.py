@@ -1,17 +1,20 @@
 """Dropout without a mask: dropout, channel-wise dropout1d/2d/3d and fused_dropout
-(residual + dropout(activation(input + bias))), host forward/backward, autograd Functions, functional API.
+(residual + dropout(activation(input + bias))): host forward/backward, the ops tritonlayers::dropout (every
+form; autograd from register_autograd) and tritonlayers::dropout_ (in place), and the functional API.
 
-Backward regenerates the mask from the seed and offset saved in ctx; nothing input-sized is saved for plain
-dropout, and fused_dropout saves the input (and bias) only when its activation needs them.
+The seed and offset are drawn by an op of their own (_random.draw_seed_offset) before the dropout op runs.
+Backward regenerates the mask from them; nothing input-sized is saved for plain dropout, and fused_dropout
+saves the input (and bias) only when its activation needs them.
 """
 import warnings
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 
 from ._launch import check_tensor, launch_device, sm_count
 from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
-from ._random import philox_seed_offset
+from ._library import below_autograd, custom_op, empty_placeholder, mark_written, or_placeholders, writing_op
+from ._random import draw_seed_offset, seed_offset_values
 from .activation import ActivationSpec, resolve_activation
 from .kernels.dropout import dropout_backward_kernel, dropout_forward_kernel
 from .kernels.tiles import split_columns, tile_launch_config
@@ -52,8 +55,8 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
     # Programs to fill the device a few times over; column sums for a bias want fewer, longer programs.
     tiles_per_program, splits = split_columns(num_groups, num_columns, block_c, row_blocks,
                                               (2 if bias_grad else 4) * sm_count(tensors[0].device))
-    partial_dtype = torch.float64 if tensors[0].dtype == torch.float64 else torch.float32  # the compute dtype
-    partial = torch.empty(splits if bias_grad else 0, num_rows, dtype=partial_dtype, device=tensors[0].device)
+    partial = torch.empty(splits if bias_grad else 0, num_rows, dtype=_compute_dtype(tensors[0]),
+                          device=tensors[0].device)
     pointers = (bias if bias is not None else tensors[0], partial) if kernel is dropout_backward_kernel else (
         bias if bias is not None else tensors[0],)
     scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
@@ -64,6 +67,16 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
         ACTIVATION=spec.kernel_id, BLOCK_R=block_r, BLOCK_C=block_c, WIDE_INDEX=needs_wide_index(*tensors, key),
         num_warps=num_warps, **constexprs)
     return partial
+
+
+def _compute_dtype(tensor):
+    return torch.float64 if tensor.dtype == torch.float64 else torch.float32
+
+
+def _bias_grad_like(grad_output, plan):
+    """An uninitialized bias gradient: one value per row, in the compute dtype."""
+    rows = plan.shape[plan.row_dim] if plan.shape else 1
+    return torch.empty(rows, dtype=_compute_dtype(grad_output), device=grad_output.device)
 
 
 def _indexable(plan, tensors):
@@ -112,7 +125,7 @@ def dropout_backward(grad_output, p, plan, seed, offset, *, input=None, bias=Non
     and bias are read only when the activation needs them."""
     grad_input = empty_like_dense(grad_output, dtype=input_dtype)
     if grad_output.numel() == 0:
-        return grad_input, (torch.zeros(plan.shape[plan.row_dim], device=grad_output.device) if bias_grad else None)
+        return grad_input, (_bias_grad_like(grad_output, plan).zero_() if bias_grad else None)
     needs_input = spec.name != "identity"
     launch_plan, (grad_output_, input_, target) = _indexable(
         plan, (grad_output, input if needs_input else grad_output, grad_input))
@@ -125,58 +138,103 @@ def dropout_backward(grad_output, p, plan, seed, offset, *, input=None, bias=Non
     return grad_input, (partial.sum(0) if bias_grad else None)
 
 
-class DropoutFunction(torch.autograd.Function):
-    """Plain and channel-wise dropout. Saves the seed and offset only."""
+@custom_op("dropout")
+def _dropout(input: torch.Tensor, bias: Optional[torch.Tensor], residual: Optional[torch.Tensor],
+             seed_offset: torch.Tensor, p: float, row_dim: int, map_size: int, rows_fixed: bool, activation: str,
+             param_a: float, param_b: float, output_dtype: torch.dtype) -> torch.Tensor:
+    """residual + dropout(activation(input + bias)); p == 0: no dropout (and no draw was made)."""
+    plan = DropoutPlan(tuple(input.shape), row_dim, map_size, rows_fixed)
+    return dropout_forward(input, p, plan, *seed_offset_values(seed_offset), bias=bias, residual=residual,
+                           spec=ActivationSpec(activation, param_a, param_b), output_dtype=output_dtype,
+                           apply_dropout=p > 0)
+
+
+@_dropout.register_fake
+def _(input, bias, residual, seed_offset, p, row_dim, map_size, rows_fixed, activation, param_a, param_b,
+      output_dtype):
+    return empty_like_dense(input, dtype=output_dtype)
+
+
+@custom_op("dropout_backward")
+def _dropout_grad(grad_output: torch.Tensor, input: Optional[torch.Tensor], bias: Optional[torch.Tensor],
+                  seed_offset: torch.Tensor, p: float, row_dim: int, map_size: int, rows_fixed: bool,
+                  activation: str, param_a: float, param_b: float, input_dtype: torch.dtype,
+                  bias_grad: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(grad_input, grad_bias: one value per row in the compute dtype, or a placeholder unless bias_grad)."""
+    plan = DropoutPlan(tuple(grad_output.shape), row_dim, map_size, rows_fixed)
+    grad_input, grad_bias = dropout_backward(
+        grad_output, p, plan, *seed_offset_values(seed_offset), input=input, bias=bias,
+        spec=ActivationSpec(activation, param_a, param_b), input_dtype=input_dtype, bias_grad=bias_grad,
+        apply_dropout=p > 0)
+    return or_placeholders((grad_input, grad_bias), grad_input)
+
+
+@_dropout_grad.register_fake
+def _(grad_output, input, bias, seed_offset, p, row_dim, map_size, rows_fixed, activation, param_a, param_b,
+      input_dtype, bias_grad):
+    grad_input = empty_like_dense(grad_output, dtype=input_dtype)
+    plan = DropoutPlan(tuple(grad_output.shape), row_dim, map_size, rows_fixed)
+    return grad_input, _bias_grad_like(grad_output, plan) if bias_grad else empty_placeholder(grad_input)
+
+
+def _setup_context(ctx, inputs, output):
+    """Saves the seed and offset, and input and bias only when the activation's derivative needs them."""
+    input, bias, residual, seed_offset, *plan_and_spec, _ = inputs
+    activation = plan_and_spec[4]
+    ctx.seed_offset, ctx.plan_and_spec = seed_offset, plan_and_spec
+    if activation != "identity":
+        ctx.save_for_backward(input, bias)
+    ctx.input_dtype = input.dtype
+    ctx.bias_dtype, ctx.bias_shape = (bias.dtype, bias.shape) if bias is not None else (None, None)
+    ctx.residual_dtype = residual.dtype if residual is not None else None
+
+
+def _backward(ctx, grad_output):
+    input, bias = ctx.saved_tensors or (None, None)
+    needs_input_grad, needs_bias_grad, needs_residual_grad = ctx.needs_input_grad[:3]
+    grad_input = grad_bias = grad_residual = None
+    if needs_input_grad or needs_bias_grad:
+        grad_input, grad_bias = _dropout_grad(grad_output, input, bias, ctx.seed_offset, *ctx.plan_and_spec,
+                                              ctx.input_dtype, needs_bias_grad)
+        if needs_bias_grad:  # a one-element bias was broadcast over every row: sum them
+            grad_bias = (grad_bias.sum() if ctx.bias_shape.numel() == 1 else grad_bias)
+            grad_bias = grad_bias.to(ctx.bias_dtype).reshape(ctx.bias_shape)
+        else:
+            grad_bias = None
+    if needs_residual_grad:
+        grad_residual = grad_output.to(ctx.residual_dtype)  # no copy when the dtypes agree
+    return (grad_input, grad_bias, grad_residual) + (None,) * 9
+
+
+_dropout.register_autograd(_backward, setup_context=_setup_context)
+
+
+class DropoutInplaceFunction(torch.autograd.Function):
+    """Autograd of tritonlayers::dropout_. Saves the seed and offset only."""
 
     @staticmethod
-    def forward(ctx, input, p, plan, inplace):
-        seed, offset = philox_seed_offset(input.device, plan.draws)
-        output = dropout_forward(input, p, plan, seed, offset, inplace=inplace)
-        if inplace:
-            ctx.mark_dirty(input)
-        ctx.p, ctx.plan, ctx.seed, ctx.offset, ctx.input_dtype = p, plan, seed, offset, input.dtype
-        return output
+    def forward(ctx, input, seed_offset, p, row_dim, map_size):
+        below_autograd(_dropout_inplace, input, seed_offset, p, row_dim, map_size)
+        ctx.mark_dirty(input)
+        ctx.seed_offset, ctx.plan = seed_offset, (p, row_dim, map_size)
+        return input
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad_input, _ = dropout_backward(grad_output, ctx.p, ctx.plan, ctx.seed, ctx.offset,
-                                         input_dtype=ctx.input_dtype)
-        return grad_input, None, None, None
+        grad_input, _ = _dropout_grad(grad_output, None, None, ctx.seed_offset, *ctx.plan, False, "identity", 0.0,
+                                      0.0, grad_output.dtype, False)
+        return grad_input, None, None, None, None
 
 
-class FusedDropoutFunction(torch.autograd.Function):
-    """residual + dropout(activation(input + bias)) in one pass each way. Saves the seed and offset, and
-    input and bias only when the activation's derivative needs them."""
+def _dropout_inplace_impl(input, seed_offset, p, row_dim, map_size):
+    plan = DropoutPlan(tuple(input.shape), row_dim, map_size)
+    dropout_forward(input, p, plan, *seed_offset_values(seed_offset), inplace=True)
+    mark_written(input)
 
-    @staticmethod
-    def forward(ctx, input, bias, residual, p, apply_dropout, plan, spec, output_dtype):
-        seed, offset = philox_seed_offset(input.device, plan.draws) if apply_dropout else (0, 0)
-        output = dropout_forward(input, p, plan, seed, offset, bias=bias, residual=residual, spec=spec,
-                                 output_dtype=output_dtype, apply_dropout=apply_dropout)
-        saved = (input, bias) if spec.name != "identity" else (None, None)
-        ctx.save_for_backward(*saved)
-        ctx.p, ctx.apply_dropout, ctx.plan, ctx.spec = p, apply_dropout, plan, spec
-        ctx.seed, ctx.offset, ctx.input_dtype = seed, offset, input.dtype
-        ctx.bias_dtype = bias.dtype if bias is not None else None
-        ctx.bias_shape = bias.shape if bias is not None else None
-        ctx.residual_dtype = residual.dtype if residual is not None else None
-        return output
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        input, bias = ctx.saved_tensors
-        needs_input_grad, needs_bias_grad, needs_residual_grad = ctx.needs_input_grad[:3]
-        grad_input = grad_bias = grad_residual = None
-        if needs_input_grad or needs_bias_grad:
-            grad_input, grad_bias = dropout_backward(
-                grad_output, ctx.p, ctx.plan, ctx.seed, ctx.offset, input=input, bias=bias, spec=ctx.spec,
-                input_dtype=ctx.input_dtype, bias_grad=needs_bias_grad, apply_dropout=ctx.apply_dropout)
-            if grad_bias is not None:  # a one-element bias was broadcast over every row: sum them
-                grad_bias = (grad_bias.sum() if ctx.bias_shape.numel() == 1 else grad_bias)
-                grad_bias = grad_bias.to(ctx.bias_dtype).reshape(ctx.bias_shape)
-        if needs_residual_grad:
-            grad_residual = grad_output.to(ctx.residual_dtype)  # no copy when the dtypes agree
-        return grad_input, grad_bias, grad_residual, None, None, None, None, None
+_dropout_inplace = writing_op(
+    "dropout_(Tensor(a!) input, Tensor seed_offset, float p, int row_dim, int map_size) -> ()",
+    _dropout_inplace_impl, lambda input, seed_offset, p, row_dim, map_size: None, DropoutInplaceFunction)
 
 
 def _check_p(p):
@@ -198,7 +256,12 @@ def _dropout_op(op_name, input, p, training, inplace, plan):
     _check_dtype(op_name, input)
     if p == 1:
         return input.mul_(0) if inplace else input * 0
-    return DropoutFunction.apply(input, float(p), plan, inplace)
+    seed_offset = draw_seed_offset(input.device, plan.draws)
+    if inplace:
+        _dropout_inplace(input, seed_offset, float(p), plan.row_dim, plan.map_size)
+        return input
+    return _dropout(input, None, None, seed_offset, float(p), plan.row_dim, plan.map_size, False, "identity", 0.0,
+                    0.0, input.dtype)
 
 
 def _innermost_dim(input):
@@ -206,7 +269,12 @@ def _innermost_dim(input):
     if input.dim() == 0:
         return 0
     dims = [d for d in range(input.dim()) if input.shape[d] > 1] or [input.dim() - 1]
-    return min(dims, key=lambda d: input.stride()[d])
+    strides = input.stride()
+    innermost = dims[0]
+    for d in dims[1:]:  # the first smallest, as min(key=) would pick; a loop dynamo traces
+        if strides[d] < strides[innermost]:
+            innermost = d
+    return innermost
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -313,4 +381,8 @@ def fused_dropout(input, p=0.5, training=True, *, bias=None, activation=None, re
         return input
     row_dim = _bias_dim(input, bias) if bias is not None else _innermost_dim(input)
     plan = DropoutPlan(tuple(input.shape), row_dim, rows_fixed=bias is not None)
-    return FusedDropoutFunction.apply(input, bias, residual, float(p), apply_dropout, plan, spec, output_dtype)
+    # no dropout: p 0 and a placeholder seed, drawing nothing from the generator
+    seed_offset = (draw_seed_offset(input.device, plan.draws) if apply_dropout
+                   else torch.zeros(2, dtype=torch.int64, device="cpu"))
+    return _dropout(input, bias, residual, seed_offset, float(p) if apply_dropout else 0.0, plan.row_dim,
+                    plan.map_size, plan.rows_fixed, *spec, output_dtype)

@@ -5,11 +5,17 @@ Backward: grad_input = dz @ W and grad_weight = dz^T @ x as GEMMs over any leadi
 gradient before the activation, is formed as the GEMMs load their A operand (from the saved output where
 it determines the derivative, else from the pre-activation the forward stored) and never written; the
 weight-gradient GEMM also sums dz's rows into grad_bias. Softmax heads take the softmax backward first.
+The layer is the op tritonlayers::linear (autograd from register_autograd); the helpers its autograd shares
+with the convolutions live here too.
 """
+from typing import List, Optional, Tuple
+
 import torch
 
+from ._autocast import lower_precision
 from ._gemm import NO_BATCH, Level, axis, check_same_dtype, gemm
 from ._launch import check_floating, check_tensor
+from ._library import custom_op, or_placeholders, records_grad, wanted
 from .activation import ActivationSpec, activation_backward, resolve_activation
 from .softmax import softmax_backward, softmax_forward
 from .kernels.gemm import softmax_epilogue_config
@@ -40,13 +46,18 @@ def _too_strided(*tensors_and_operands):
         return True
 
 
+def linear_outputs(input, weight, store_pre):
+    """(output, pre-activation or None) buffers: [..., out_features], contiguous, in the input's dtype."""
+    output = torch.empty(*input.shape[:-1], weight.shape[0], dtype=input.dtype, device=input.device)
+    return output, torch.empty_like(output) if store_pre else None
+
+
 def linear_forward(input, weight, bias, spec, head, store_pre):
     """(output, pre-activation or None)."""
+    output, pre = linear_outputs(input, weight, store_pre)
     if _too_strided((input, "a")):
         input = input.contiguous()  # leading dims that do not merge into three: one copy
     out_features = weight.shape[0]
-    output = torch.empty(*input.shape[:-1], out_features, dtype=input.dtype, device=input.device)
-    pre = torch.empty_like(output) if store_pre else None
     fused_head = head if head is not None and softmax_epilogue_config(out_features) is not None else None
     m = _rows((input, "a"), (output, "c"))
     n = axis(Level(out_features, {"b": weight.stride(0), "c": output.stride(-1)}))
@@ -59,14 +70,15 @@ def linear_forward(input, weight, bias, spec, head, store_pre):
     return output, pre
 
 
-def backward_operand(ctx, grad_output, saved):
+def backward_operand(kind, grad_output, saved):
     """(gradient, a_saved, prologue) for the backward GEMMs: the gradient after the activation with the
-    saved tensor its prologue needs (same strides), or the gradient before it when no prologue applies."""
-    if ctx.saved_kind is None:
+    saved tensor (`kind`, see saved_kind) its prologue needs (same strides), or the gradient before it when no
+    prologue applies."""
+    if kind is None:
         return grad_output, None, None
     if saved.stride() != grad_output.stride():
         grad_output, saved = grad_output.contiguous(), saved.contiguous()
-    return grad_output, saved, "output" if ctx.saved_kind == "output" else "input"
+    return grad_output, saved, "output" if kind == "output" else "input"
 
 
 def materialized(grad, a_saved, prologue, spec):
@@ -98,40 +110,90 @@ def linear_weight_grad(grad, a_saved, prologue, spec, input, weight, bias_grad):
     return grad_weight
 
 
-class LinearFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, input, weight, bias, spec, head):
-        ctx.spec, ctx.head = spec, head
-        ctx.saved_kind = saved_kind(spec, head)
-        store_pre = ctx.saved_kind == "pre" and any(ctx.needs_input_grad[:3])
-        output, pre = linear_forward(input, weight, bias, spec, head, store_pre)
-        ctx.save_for_backward(input, weight, output if ctx.saved_kind == "output" else pre)
-        return output
+def linear_backward(grad_output, input, weight, saved, spec, head, needs):
+    """(grad_input, grad_weight, grad_bias), each None unless `needs` (three booleans) asks."""
+    needs_input, needs_weight, needs_bias = needs
+    if head is not None:
+        grad, a_saved, prologue = softmax_backward(saved, grad_output, saved.dim() - 1, saved.dtype,
+                                                   log=head == "log_softmax"), None, None
+    else:
+        grad, a_saved, prologue = backward_operand(saved_kind(spec, head), grad_output, saved)
+    if _too_strided((grad, "a"), (input, "b")):
+        grad, input = grad.contiguous(), input.contiguous()
+        a_saved = a_saved.contiguous() if a_saved is not None else None
+    grad_input = grad_weight = grad_bias = None
+    if needs_input:
+        grad_input = linear_input_grad(grad, a_saved, prologue, spec, weight, input.shape)
+    if needs_weight:
+        grad_bias = torch.empty(weight.shape[0], dtype=torch.float64 if grad.dtype == torch.float64
+                                else torch.float32, device=grad.device) if needs_bias else None
+        grad_weight = linear_weight_grad(grad, a_saved, prologue, spec, input, weight, grad_bias)
+    elif needs_bias:
+        grad_bias = materialized(grad, a_saved, prologue, spec).sum(tuple(range(grad.dim() - 1)))
+    if grad_bias is not None:
+        grad_bias = grad_bias.to(weight.dtype)
+    return grad_input, grad_weight, grad_bias
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        input, weight, saved = ctx.saved_tensors
-        needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-        if ctx.head is not None:
-            grad, a_saved, prologue = softmax_backward(saved, grad_output, saved.dim() - 1, saved.dtype,
-                                                       log=ctx.head == "log_softmax"), None, None
-        else:
-            grad, a_saved, prologue = backward_operand(ctx, grad_output, saved)
-        if _too_strided((grad, "a"), (input, "b")):
-            grad, input = grad.contiguous(), input.contiguous()
-            a_saved = a_saved.contiguous() if a_saved is not None else None
-        grad_input = grad_weight = grad_bias = None
-        if needs_input:
-            grad_input = linear_input_grad(grad, a_saved, prologue, ctx.spec, weight, input.shape)
-        if needs_weight:
-            grad_bias = torch.empty(weight.shape[0], dtype=torch.float64 if grad.dtype == torch.float64
-                                    else torch.float32, device=grad.device) if needs_bias else None
-            grad_weight = linear_weight_grad(grad, a_saved, prologue, ctx.spec, input, weight, grad_bias)
-        elif needs_bias:
-            grad_bias = materialized(grad, a_saved, prologue, ctx.spec).sum(tuple(range(grad.dim() - 1)))
-        if grad_bias is not None:
-            grad_bias = grad_bias.to(weight.dtype)
-        return grad_input, grad_weight, grad_bias, None, None
+
+def gemm_grads_like(grad_input, weight, bias_features, needs):
+    """Fake (grad_input, grad_weight, grad_bias) of a GEMM layer's backward op, given its grad_input buffer:
+    placeholders where `needs` does not ask."""
+    grads = (grad_input, torch.empty_like(weight), weight.new_empty(bias_features))
+    return or_placeholders(wanted(grads, needs), grad_input)
+
+
+def save_for_gemm_backward(ctx, input, weight, spec, head, output, pre):
+    """setup_context of the GEMM layers: the input, the weight and what saved_kind names (or None)."""
+    ctx.mark_non_differentiable(pre)
+    ctx.spec, ctx.head = spec, head
+    kind = saved_kind(spec, head)
+    ctx.save_for_backward(input, weight, output if kind == "output" else pre if kind == "pre" else None)
+
+
+@custom_op("linear")
+def _linear(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], activation: str,
+            param_a: float, param_b: float, head: Optional[str], store_pre: bool) -> Tuple[torch.Tensor,
+                                                                                          torch.Tensor]:
+    """(output, pre-activation or a placeholder)."""
+    output, pre = linear_forward(input, weight, bias, ActivationSpec(activation, param_a, param_b), head,
+                                 store_pre)
+    return or_placeholders((output, pre), output)
+
+
+@_linear.register_fake
+def _(input, weight, bias, activation, param_a, param_b, head, store_pre):
+    output, pre = linear_outputs(input, weight, store_pre)
+    return or_placeholders((output, pre), output)
+
+
+@custom_op("linear_backward")
+def _linear_grad(grad_output: torch.Tensor, input: torch.Tensor, weight: torch.Tensor,
+                 saved: Optional[torch.Tensor], activation: str, param_a: float, param_b: float,
+                 head: Optional[str], needs: List[bool]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    grads = linear_backward(grad_output, input, weight, saved, ActivationSpec(activation, param_a, param_b), head,
+                            needs)
+    return or_placeholders(grads, input)
+
+
+@_linear_grad.register_fake
+def _(grad_output, input, weight, saved, activation, param_a, param_b, head, needs):
+    grad_input = torch.empty(input.shape, dtype=grad_output.dtype, device=grad_output.device)
+    return gemm_grads_like(grad_input, weight, weight.shape[0], needs)
+
+
+def _setup_context(ctx, inputs, output):
+    input, weight, _, activation, param_a, param_b, head, _ = inputs
+    save_for_gemm_backward(ctx, input, weight, ActivationSpec(activation, param_a, param_b), head, *output)
+
+
+def _backward(ctx, grad_output, grad_pre):
+    input, weight, saved = ctx.saved_tensors
+    needs = ctx.needs_input_grad[:3]
+    grads = _linear_grad(grad_output, input, weight, saved, *ctx.spec, ctx.head, list(needs))
+    return (*wanted(grads, needs), None, None, None, None, None)
+
+
+_linear.register_autograd(_backward, setup_context=_setup_context)
 
 
 def saved_kind(spec, head):
@@ -155,6 +217,7 @@ def linear(input, weight, bias=None, *, activation=None):
     over the output features, fused into the GEMM's epilogue."""
     check_tensor("linear", "input", input)
     check_tensor("linear", "weight", weight)
+    input, weight, bias = lower_precision(input, weight, bias)  # torch's autocast policy for linear
     if weight.dim() != 2:
         raise RuntimeError(f"linear: 'weight' must be 2-D (out_features, in_features), got shape {tuple(weight.shape)}")
     if input.dim() == 0 or input.shape[-1] != weight.shape[1]:
@@ -166,4 +229,5 @@ def linear(input, weight, bias=None, *, activation=None):
     check_same_dtype("linear", input=input, weight=weight, bias=bias)
     check_floating("linear", "input", input.dtype)
     spec, head = resolve_head_or_activation(activation)
-    return LinearFunction.apply(input, weight, bias, spec, head)
+    store_pre = saved_kind(spec, head) == "pre" and records_grad(input, weight, bias)
+    return _linear(input, weight, bias, *spec, head, store_pre)[0]

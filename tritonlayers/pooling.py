@@ -1,14 +1,18 @@
 """max_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d: torch's shape rules and checks, the
-window kernels, and the global path for 1x1 outputs (classifier heads' global pooling).
+window kernels, and the global path for 1x1 outputs (classifier heads' global pooling), as the op
+tritonlayers::pool2d (autograd from register_autograd).
 
 Backward is deterministic (each input element gathers from its windows) and max pooling saves its argmax
 as the position inside the window in the smallest integer type (int8 for kernels up to 127 taps) instead
 of torch's int64 indices, which are only produced when asked for.
 """
+from typing import List, Optional, Tuple
+
 import torch
 import triton
 
 from ._launch import check_floating, check_tensor, launch_device
+from ._library import custom_op, or_placeholders, records_grad
 from .kernels.pooling import (MODE_IDS, WINDOW_BLOCK, global_pool_backward_kernel, global_pool_config,
                               global_pool_forward_kernel, pool2d_backward_kernel, pool2d_forward_kernel)
 
@@ -111,6 +115,17 @@ class PoolPlan:
             return tuple(reach)
         return tuple(-(-((k - 1) * d + 1) // s) for k, d, s in zip(self.kernel, self.dilation, self.stride))
 
+    def op_args(self):
+        """The plan as the pool2d ops' arguments (from mode to divisor_override)."""
+        return (self.mode, list(self.out_size), list(self.kernel), list(self.stride), list(self.padding),
+                list(self.dilation), self.count_include_pad, self.divisor_override)
+
+    @classmethod
+    def from_op_args(cls, input_size, mode, out_size, kernel, stride, padding, dilation, count_include_pad,
+                     divisor_override):
+        return cls(mode, input_size, out_size, tuple(kernel), tuple(stride), tuple(padding), tuple(dilation),
+                   count_include_pad, divisor_override)
+
     def position_dtype(self):
         if self.mode == "max":
             taps = self.kernel[0] * self.kernel[1]
@@ -135,15 +150,25 @@ def _global_view(tensor):
     return tensor.stride(0), tensor.stride(1), spatial_stride
 
 
+def _is_max(plan):
+    return plan.mode in ("max", "adaptive_max")
+
+
+def pool_outputs(input, plan, save_position, return_indices):
+    """(output, position or None, indices or None) buffers, in the input's memory format."""
+    format = torch.channels_last if _channels_last(input) else torch.contiguous_format
+    shape = (*input.shape[:2], *plan.out_size)
+    output = torch.empty(shape, dtype=input.dtype, device=input.device).contiguous(memory_format=format)
+    position = torch.empty_like(output, dtype=plan.position_dtype()) if save_position and _is_max(plan) else None
+    indices = torch.empty_like(output, dtype=torch.int64) if return_indices else None
+    return output, position, indices
+
+
 def pool_forward(input, plan, save_position, return_indices):
     """(output, position or None, indices or None) for a 4-d input."""
     batch, channels, height, width = input.shape
-    format = torch.channels_last if _channels_last(input) else torch.contiguous_format
-    shape = (batch, channels, *plan.out_size)
-    output = torch.empty(shape, dtype=input.dtype, device=input.device).contiguous(memory_format=format)
-    is_max = plan.mode in ("max", "adaptive_max")
-    position = torch.empty_like(output, dtype=plan.position_dtype()) if save_position and is_max else None
-    indices = torch.empty_like(output, dtype=torch.int64) if return_indices else None
+    output, position, indices = pool_outputs(input, plan, save_position, return_indices)
+    is_max = _is_max(plan)
     if output.numel() == 0:
         return output, position, indices
     with launch_device(plan.mode + "_pool2d", input):
@@ -166,15 +191,19 @@ def pool_forward(input, plan, save_position, return_indices):
     return output, position, indices
 
 
-def pool_backward(grad_output, position, plan, input_shape, input_format, dtype):
-    batch, channels, height, width = input_shape
-    grad_input = torch.empty(input_shape, dtype=dtype, device=grad_output.device).contiguous(
+def _grad_input_buffer(grad_output, input_shape, input_format):
+    return torch.empty(input_shape, dtype=grad_output.dtype, device=grad_output.device).contiguous(
         memory_format=input_format)
+
+
+def pool_backward(grad_output, position, plan, input_shape, input_format):
+    batch, channels, height, width = input_shape
+    grad_input = _grad_input_buffer(grad_output, input_shape, input_format)
     if grad_input.numel() == 0:
         return grad_input
     if position is not None and grad_output.stride() != position.stride():
         grad_output = torch.empty_like(position, dtype=grad_output.dtype).copy_(grad_output)  # position's layout
-    is_max = plan.mode in ("max", "adaptive_max")
+    is_max = _is_max(plan)
     with launch_device(plan.mode + "_pool2d", grad_output):
         view = _global_view(grad_input) if plan.is_global else None
         if view is not None:
@@ -194,31 +223,65 @@ def pool_backward(grad_output, position, plan, input_shape, input_format, dtype)
     return grad_input
 
 
-class Pool2dFunction(torch.autograd.Function):
+@custom_op("pool2d")
+def _pool(input: torch.Tensor, mode: str, out_size: List[int], kernel: List[int], stride: List[int],
+          padding: List[int], dilation: List[int], count_include_pad: bool, divisor_override: int,
+          save_position: bool, return_indices: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(output, window positions for backward, int64 indices), placeholders for those not asked for."""
+    plan = PoolPlan.from_op_args(input.shape[-2:], mode, out_size, kernel, stride, padding, dilation,
+                                 count_include_pad, divisor_override)
+    return or_placeholders(pool_forward(input, plan, save_position, return_indices), input)
+
+
+@_pool.register_fake
+def _(input, mode, out_size, kernel, stride, padding, dilation, count_include_pad, divisor_override, save_position,
+      return_indices):
+    plan = PoolPlan.from_op_args(input.shape[-2:], mode, out_size, kernel, stride, padding, dilation,
+                                 count_include_pad, divisor_override)
+    return or_placeholders(pool_outputs(input, plan, save_position, return_indices), input)
+
+
+@custom_op("pool2d_backward")
+def _pool_grad(grad_output: torch.Tensor, position: Optional[torch.Tensor], input_shape: List[int],
+               channels_last: bool, mode: str, out_size: List[int], kernel: List[int], stride: List[int],
+               padding: List[int], dilation: List[int], count_include_pad: bool,
+               divisor_override: int) -> torch.Tensor:
+    plan = PoolPlan.from_op_args(input_shape[-2:], mode, out_size, kernel, stride, padding, dilation,
+                                 count_include_pad, divisor_override)
+    return pool_backward(grad_output, position, plan, input_shape, _memory_format(channels_last))
+
+
+@_pool_grad.register_fake
+def _(grad_output, position, input_shape, channels_last, *plan_args):
+    return _grad_input_buffer(grad_output, input_shape, _memory_format(channels_last))
+
+
+def _memory_format(channels_last):
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _setup_context(ctx, inputs, output):
     """Saves the window positions of max pooling's choices (small integers), nothing for average pooling."""
+    input, mode, *plan_args, _, _ = inputs
+    ctx.plan_args, ctx.input_shape, ctx.channels_last = (mode, *plan_args), input.shape, _channels_last(input)
+    ctx.save_for_backward(output[1] if mode in ("max", "adaptive_max") else None)
 
-    @staticmethod
-    def forward(ctx, input, plan, return_indices):
-        output, position, indices = pool_forward(input, plan, ctx.needs_input_grad[0], return_indices)
-        ctx.plan, ctx.input_shape, ctx.dtype = plan, input.shape, input.dtype
-        ctx.input_format = torch.channels_last if _channels_last(input) else torch.contiguous_format
-        ctx.save_for_backward(position)
-        if indices is not None:
-            ctx.mark_non_differentiable(indices)
-            return output, indices
-        return output
 
-    @staticmethod
-    def backward(ctx, grad_output, grad_indices=None):
-        (position,) = ctx.saved_tensors
-        return pool_backward(grad_output, position, ctx.plan, ctx.input_shape, ctx.input_format, ctx.dtype), None, None
+def _backward(ctx, grad_output, grad_position, grad_indices):
+    (position,) = ctx.saved_tensors
+    grad_input = _pool_grad(grad_output, position, list(ctx.input_shape), ctx.channels_last, *ctx.plan_args)
+    return (grad_input,) + (None,) * 10
+
+
+_pool.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _apply(input, plan, return_indices=False):
     """Run a plan on a 3-d (unbatched) or 4-d input."""
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    result = Pool2dFunction.apply(x, plan, return_indices)
+    output, _, indices = _pool(x, *plan.op_args(), records_grad(x), return_indices)
+    result = (output, indices) if return_indices else output
     if unbatched:
         result = tuple(t.squeeze(0) for t in result) if return_indices else result.squeeze(0)
     return result

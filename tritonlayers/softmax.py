@@ -1,10 +1,13 @@
-"""softmax / log_softmax: host forward/backward, the autograd Function and the functional entry points."""
+"""softmax / log_softmax: host forward/backward, the op tritonlayers::softmax (autograd from register_autograd)
+and the functional entry points."""
 import warnings
 
 import torch
 
+from ._autocast import fp32_dtype_on_cuda
 from ._launch import check_floating, check_tensor, launch_device
 from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
+from ._library import custom_op
 from .kernels.softmax import softmax_backward_kernel, softmax_forward_kernel, softmax_launch_config
 
 
@@ -40,23 +43,28 @@ def _launch(kernel, tensors, dim, log):
 
 def _as_indexable(dim, *tensors):
     """Tensors (inputs first, output last) whose non-reduced dims collapse to two groups: strided inputs
-    that do not are copied to contiguous, and the output is then allocated contiguous."""
+    that do not are copied to contiguous, with a contiguous stand-in for the output unless it is one."""
     if reduction_geometry(dim, *tensors) is not None:
-        return tensors, False
+        return tensors
     inputs = [tensor.contiguous() for tensor in tensors[:-1]]
-    return (*inputs, torch.empty(tensors[-1].shape, dtype=tensors[-1].dtype, device=tensors[-1].device)), True
+    output = tensors[-1]
+    if not output.is_contiguous():
+        output = torch.empty(output.shape, dtype=output.dtype, device=output.device)
+    return (*inputs, output)
 
 
 def softmax_forward(input, dim, output_dtype, log):
-    """softmax or log_softmax of `input` over `dim`, in `output_dtype` (input cast to it first, as torch)."""
+    """softmax or log_softmax of `input` over `dim`, in `output_dtype` (input cast to it first, as torch), in
+    the input's layout where it is dense."""
     output = empty_like_dense(input, dtype=output_dtype)
     if input.numel() == 0:
         return output
     tensors = (input, output) if input.dim() > 0 else (input.reshape(1), output.reshape(1))
-    tensors, copied = _as_indexable(dim, *tensors)
+    tensors = _as_indexable(dim, *tensors)
     with launch_device("log_softmax" if log else "softmax", input):
         _launch(softmax_forward_kernel, tensors, dim, log)
-    return tensors[-1].reshape(output.shape) if copied else output
+    _copy_back(tensors[-1], output)
+    return output
 
 
 def softmax_backward(output, grad_output, dim, input_dtype, log):
@@ -67,30 +75,58 @@ def softmax_backward(output, grad_output, dim, input_dtype, log):
     tensors = (output, grad_output, grad_input)
     if output.dim() == 0:
         tensors = tuple(tensor.reshape(1) for tensor in tensors)
-    tensors, copied = _as_indexable(dim, *tensors)
+    tensors = _as_indexable(dim, *tensors)
     with launch_device("log_softmax" if log else "softmax", output, grad_output):
         _launch(softmax_backward_kernel, tensors, dim, log)
-    return tensors[-1].reshape(grad_input.shape) if copied else grad_input
+    _copy_back(tensors[-1], grad_input)
+    return grad_input
 
 
-class SoftmaxFunction(torch.autograd.Function):
+def _copy_back(written, result):
+    """Copy a contiguous stand-in into the result the op allocated (ops return the layout their fake says)."""
+    if written.data_ptr() != result.data_ptr():
+        result.copy_(written.reshape(result.shape))
+
+
+@custom_op("softmax")
+def _softmax(input: torch.Tensor, dim: int, dtype: torch.dtype, log: bool) -> torch.Tensor:
+    return softmax_forward(input, dim, dtype, log)
+
+
+@_softmax.register_fake
+def _(input, dim, dtype, log):
+    return empty_like_dense(input, dtype=dtype)
+
+
+@custom_op("softmax_backward")
+def _softmax_grad(output: torch.Tensor, grad_output: torch.Tensor, dim: int, input_dtype: torch.dtype,
+                  log: bool) -> torch.Tensor:
+    return softmax_backward(output, grad_output, dim, input_dtype, log)
+
+
+@_softmax_grad.register_fake
+def _(output, grad_output, dim, input_dtype, log):
+    return empty_like_dense(output, dtype=input_dtype)
+
+
+def _setup_context(ctx, inputs, output):
     """Saves only the output: both gradients are functions of it."""
+    input, dim, _, log = inputs
+    ctx.save_for_backward(output)
+    ctx.dim, ctx.log, ctx.input_dtype = dim, log, input.dtype
 
-    @staticmethod
-    def forward(ctx, input, dim, output_dtype, log):
-        output = softmax_forward(input, dim, output_dtype, log)
-        ctx.save_for_backward(output)
-        ctx.dim, ctx.log, ctx.input_dtype = dim, log, input.dtype
-        return output
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        (output,) = ctx.saved_tensors
-        return softmax_backward(output, grad_output, ctx.dim, ctx.input_dtype, ctx.log), None, None, None
+def _backward(ctx, grad_output):
+    (output,) = ctx.saved_tensors
+    return _softmax_grad(output, grad_output, ctx.dim, ctx.input_dtype, ctx.log), None, None, None
+
+
+_softmax.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _softmax_op(name, input, dim, stacklevel, dtype, log):
     check_tensor(name, "input", input)
+    dtype = fp32_dtype_on_cuda(input, dtype)  # torch's CUDA autocast policy for softmax / log_softmax
     if dim is None:
         dim = _implicit_dim(name, input.dim(), stacklevel + 1)
     dim = normalize_dim(dim, input.dim())
@@ -102,7 +138,7 @@ def _softmax_op(name, input, dim, stacklevel, dtype, log):
             raise TypeError(f"{name}(): argument 'dtype' must be torch.dtype, not {type(dtype).__name__}")
         check_floating(name, "dtype", dtype)
         output_dtype = dtype
-    return SoftmaxFunction.apply(input, dim, output_dtype, log)
+    return _softmax(input, dim, output_dtype, log)
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
