@@ -9,8 +9,6 @@ import datetime
 import sys
 from pathlib import Path
 
-import torch
-
 from .env import REPO
 
 
@@ -22,15 +20,9 @@ def main(argv=None):
     parser.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU through the interpreter")
     args = parser.parse_args(argv)
 
-    if args.dry_run:
-        # tiny shapes; through the interpreter when there is no GPU (set before triton is imported)
-        from .env import use_interpreter_without_cuda
-        device = use_interpreter_without_cuda()
-    elif torch.cuda.is_available():
-        device = torch.device("cuda")
-    else:
-        print("python -m perf: no CUDA GPU here. The benchmarks time GPU kernels; use --dry-run to exercise the "
-              "pipeline on the CPU through Triton's interpreter.", file=sys.stderr)
+    from .env import benchmark_device
+    device = benchmark_device("python -m perf", args.dry_run)
+    if device is None:
         return 2
 
     from . import report, runner

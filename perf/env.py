@@ -3,6 +3,7 @@ identity of the run (device, versions, commit, date) stamped on every result row
 import datetime
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -15,6 +16,17 @@ def use_interpreter_without_cuda():
     if not torch.cuda.is_available():
         os.environ["TRITON_INTERPRET"] = "1"
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def benchmark_device(prog, dry_run):
+    """The device a benchmark runs on, or None (after saying why) when there is no GPU and no --dry-run.
+    Sets up the interpreter without a GPU, so call it before tritonlayers (and so triton) is imported."""
+    device = use_interpreter_without_cuda()
+    if device.type != "cuda" and not dry_run:
+        print(f"{prog}: no CUDA GPU here. It times GPU kernels; --dry-run runs the pipeline on tiny shapes "
+              "through Triton's interpreter.", file=sys.stderr)
+        return None
+    return device
 
 
 def commit():

@@ -53,3 +53,28 @@ def test_showcase_checks_every_op_within_tolerance():
     assert "all within tolerance" in result.stdout
     for op in ("relu", "gelu", "softmax", "log_softmax"):
         assert f"\n{op} " in result.stdout
+
+
+def test_e2e_dry_run_trains_all_three_alike(tmp_path):
+    result = _run("-m", "perf.e2e", "--dry-run", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads((tmp_path / "e2e.json").read_text())
+    assert [row["impl"] for row in rows] == ["eager", "tritonlayers", "compile"]
+    assert all(row["step_ms"] > 0 and row["images_per_s"] > 0 for row in rows)
+    # one seed, one batch: the three start from the same loss (fp16 autocast on the CPU)
+    assert max(row["first_loss"] for row in rows) - min(row["first_loss"] for row in rows) < 0.05
+    assert "fused" in rows[1]["conversion"] and "| tritonlayers |" in result.stdout
+
+
+def test_profile_dry_run_times_each_converted_layer(tmp_path):
+    result = _run("-m", "perf.profile", "--dry-run", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    profile = json.loads((tmp_path / "profile.json").read_text())
+    rows = profile["rows"]
+    assert {row["direction"] for row in rows} == {"fwd", "fwd+bwd"}
+    assert any(row["type"] == "BatchNorm2d+add+relu" and row["ours_ms"] > 0 for row in rows)
+    assert any(row["type"] == "MaxPool2d" and row["converted"] for row in rows)
+    assert any(not row["converted"] and row["ours_ms"] is None for row in rows)  # 3x3 convs: eager in both
+    assert all(row["eager_ms"] > 0 and row["roofline_ms"] > 0 for row in rows)
+    assert "| **total** |" in (tmp_path / "profile.md").read_text()
+    assert (tmp_path / "profile.png").read_bytes()[:4] == b"\x89PNG"

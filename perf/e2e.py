@@ -1,0 +1,120 @@
+"""python -m perf.e2e [--quick | --dry-run] [--steps N] [--out DIR]
+
+A ResNet-50 training step (channels_last, bf16 autocast (fp16 on the CPU dry run), SGD with momentum,
+batch 32 at 224x224) three ways on one device in one run: eager torch, tritonlayers.convert(model), and
+torch.compile(model): images/s, step time and peak memory. --quick runs a ResNet-26 at 128x128; --dry-run a tiny ResNet on the
+CPU through Triton's interpreter (the pipeline only: its times say nothing). Writes e2e.json into --out and
+prints a table.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .env import REPO, benchmark_device
+
+IMPLS = ("eager", "tritonlayers", "compile")
+
+
+def _prepare(impl, model, dry_run):
+    """(callable model, conversion summary) for one implementation."""
+    if impl == "tritonlayers":
+        import tritonlayers
+        converted, report = tritonlayers.convert(model, inplace=True)
+        return converted, report.summary()
+    if impl == "compile":  # default mode: max-autotune of a whole training graph takes longer than a lease
+        return torch.compile(model, backend="eager" if dry_run else "inductor"), ""
+    return model, ""
+
+
+def _synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(impl, variant, device, steps, warmup, dry_run):
+    """One row: the mean step time over `steps` steps after `warmup` (compilation happens there)."""
+    from .models import autocast_dtype, build
+    model, batch, size = build(variant)
+    dtype = autocast_dtype(device)
+    model = model.to(device, memory_format=torch.channels_last).train()
+    step_model, summary = _prepare(impl, model, dry_run)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    generator = torch.Generator(device=device).manual_seed(1)
+    images = torch.randn(batch, 3, size, size, device=device, generator=generator).contiguous(
+        memory_format=torch.channels_last)
+    labels = torch.randint(0, model.fc.out_features, (batch,), device=device, generator=generator)
+    losses = []
+
+    def step():
+        with torch.autocast(device.type, dtype=dtype):
+            loss = torch.nn.functional.cross_entropy(step_model(images), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.detach())
+
+    for _ in range(warmup):
+        step()
+    _synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _synchronize(device)
+    step_ms = (time.perf_counter() - start) * 1e3 / steps
+    peak_mb = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return {"impl": impl, "model": variant, "batch": batch, "image_size": size, "autocast": str(dtype)[6:],
+            "memory_format": "channels_last", "step_ms": step_ms, "images_per_s": batch * 1e3 / step_ms,
+            "peak_mb": peak_mb, "first_loss": losses[0].item(), "last_loss": losses[-1].item(),
+            "conversion": summary}
+
+
+def table(rows):
+    eager = next((row["step_ms"] for row in rows if row["impl"] == "eager"), None)
+    lines = ["| impl | step ms | images/s | vs eager | peak MiB | first / last loss |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        peak = "" if row["peak_mb"] is None else f"{row['peak_mb']:.0f}"
+        speedup = f"{eager / row['step_ms']:.2f}x" if eager else ""
+        lines.append(f"| {row['impl']} | {row['step_ms']:.2f} | {row['images_per_s']:.1f} | {speedup} | {peak} | "
+                     f"{row['first_loss']:.3f} / {row['last_loss']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m perf.e2e", description=__doc__.splitlines()[2])
+    parser.add_argument("--quick", action="store_true", help="ResNet-26 at 128x128 (fits a short GPU lease)")
+    parser.add_argument("--dry-run", action="store_true", help="a tiny ResNet on the CPU through the interpreter")
+    parser.add_argument("--steps", type=int, help="timed steps (default 20; dry run 1)")
+    parser.add_argument("--out", help="output folder (default perf/out/e2e)")
+    args = parser.parse_args(argv)
+    device = benchmark_device("python -m perf.e2e", args.dry_run)  # before triton is imported
+    if device is None:
+        return 2
+    from .env import run_identity
+    variant = "dry" if args.dry_run else "resnet26-quick" if args.quick else "resnet50"
+    steps = args.steps or (1 if args.dry_run else 20)
+    identity = run_identity(device)
+    rows = []
+    for impl in IMPLS:
+        torch._dynamo.reset()
+        rows.append({**identity, **measure(impl, variant, device, steps, 1 if args.dry_run else 3, args.dry_run)})
+        print(f"{impl}: {rows[-1]['step_ms']:.2f} ms/step", file=sys.stderr, flush=True)
+    out_dir = Path(args.out) if args.out else REPO / "perf" / "out" / "e2e"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "e2e.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(f"{variant} training step, batch {rows[0]['batch']} at {rows[0]['image_size']}x{rows[0]['image_size']}, "
+          f"channels_last, {rows[0]['autocast']} autocast, on {identity['device']}" +
+          (" (dry run: times say nothing)" if args.dry_run else ""))
+    print(table(rows))
+    print(f"tritonlayers conversion: {rows[1]['conversion']}")
+    print(f"wrote {out_dir / 'e2e.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
