@@ -3,6 +3,12 @@
 Functional ops come from torch.library.custom_op, with autograd from register_autograd. Ops that write an
 argument (in-place activation and dropout, BatchNorm's running statistics) are defined by `writing_op`:
 register_autograd takes only ops that write nothing, so their autograd kernel is an autograd Function.
+
+Eager calls skip the dispatcher: going through it (custom_op's autograd wrapper, redispatch, its dynamo guard)
+costs tens of microseconds of host time per call, as much as a small kernel runs. When nothing traces (no
+dynamo, no dispatch mode such as FakeTensorMode or make_fx, only plain tensors) an op runs its implementation
+directly, or, when autograd records the call, an autograd Function built from the same implementation,
+setup_context and backward. Whatever traces sees the registered op.
 """
 import torch
 
@@ -10,9 +16,49 @@ NAMESPACE = "tritonlayers"
 _LIBRARY = torch.library.Library(NAMESPACE, "FRAGMENT")
 
 
+def runs_eagerly(args):
+    """True when no tracer can see this call: not compiling, no dispatch mode, plain tensors only."""
+    if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0:
+        return False
+    return all(type(arg) in (torch.Tensor, torch.nn.Parameter) for arg in args if isinstance(arg, torch.Tensor))
+
+
+class EagerFastOp:
+    """A torch.library custom op whose eager calls run the implementation without the dispatcher."""
+
+    def __init__(self, definition, implementation):
+        self.definition, self.implementation = definition, implementation
+        self.function = None  # the autograd Function of eager calls that autograd records
+
+    def register_fake(self, fake):
+        return self.definition.register_fake(fake)
+
+    def register_autograd(self, backward, *, setup_context):
+        self.definition.register_autograd(backward, setup_context=setup_context)
+        implementation = self.implementation
+
+        def forward(ctx, *args):  # ctx-style: a separate setup_context makes apply() bind arguments by signature
+            output = implementation(*args)
+            setup_context(ctx, args, output)
+            return output
+        self.function = type(f"{implementation.__name__}_function", (torch.autograd.Function,), {
+            "forward": staticmethod(forward), "backward": staticmethod(backward)})
+
+    def __call__(self, *args):
+        if not runs_eagerly(args):
+            return self.definition(*args)
+        if self.function is not None and records_grad(*args):
+            return self.function.apply(*args)
+        return self.implementation(*args)
+
+
 def custom_op(name, mutates_args=()):
-    """torch.library.custom_op in the tritonlayers namespace (schema from the type hints)."""
-    return torch.library.custom_op(f"{NAMESPACE}::{name}", mutates_args=mutates_args)
+    """torch.library.custom_op in the tritonlayers namespace (schema from the type hints), with the eager fast
+    path."""
+    def define(implementation):
+        definition = torch.library.custom_op(f"{NAMESPACE}::{name}", mutates_args=mutates_args)(implementation)
+        return EagerFastOp(definition, implementation)
+    return define
 
 
 def writing_op(schema, implementation, fake, autograd_function):
@@ -36,7 +82,15 @@ def writing_op(schema, implementation, fake, autograd_function):
         return below_autograd(op, *args)
 
     _LIBRARY.impl(name, autograd_kernel, "Autograd")
-    return op
+
+    def call(*args):
+        if not runs_eagerly(args):
+            return op(*args)
+        if records_grad(*args):
+            result = autograd_function.apply(*args)
+            return None if returns_nothing else result
+        return implementation(*args)
+    return call
 
 
 def records_grad(*args):
