@@ -23,6 +23,16 @@ MODE_IDS = {"max": MAX_POOL.value, "avg": AVG_POOL.value, "adaptive_max": ADAPTI
 
 
 @triton.jit
+def _flat_indices(BLOCK: tl.constexpr, WIDE_INDEX: tl.constexpr):
+    """This program's lanes: int32 arithmetic (the (n, c, h, w) divisions are far cheaper) unless some offset
+    may pass 2^31."""
+    pid = tl.program_id(0)
+    if WIDE_INDEX:
+        pid = pid.to(tl.int64)
+    return pid * BLOCK + tl.arange(0, BLOCK)
+
+
+@triton.jit
 def _coordinates(flat, channels, height, width, CHANNELS_LAST: tl.constexpr):
     """(n, c, h, w) of flat indices in memory order: (n, c, h, w), or (n, h, w, c) for channels_last."""
     if CHANNELS_LAST:
@@ -45,8 +55,8 @@ def _coordinates(flat, channels, height, width, CHANNELS_LAST: tl.constexpr):
 @triton.jit
 def _window_start(o, size, out_size, stride, pad, MODE: tl.constexpr):
     """First input row (or column) of output o's window: stride * o - pad, or floor(o * size / out_size)."""
-    if MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG:
-        return (o * size) // out_size
+    if MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG:  # the products in int64: o * size may pass 2^31
+        return ((o.to(tl.int64) * size) // out_size).to(o.dtype)
     else:
         return o * stride - pad
 
@@ -56,7 +66,7 @@ def _window_end(o, size, out_size, start, kernel, pad, MODE: tl.constexpr):
     """One past the last input row of the window: adaptive ceil((o + 1) * size / out_size); otherwise the
     window clipped to the padded input (torch's bound for count_include_pad)."""
     if MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG:
-        return ((o + 1) * size + out_size - 1) // out_size
+        return (((o + 1).to(tl.int64) * size + out_size - 1) // out_size).to(o.dtype)
     else:
         return tl.minimum(start + kernel, size + pad)
 
@@ -83,11 +93,11 @@ def pool2d_forward_kernel(
     stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, divisor_override,
     MODE: tl.constexpr, KERNEL_H: tl.constexpr, KERNEL_W: tl.constexpr, COUNT_INCLUDE_PAD: tl.constexpr,
     SAVE_POSITION: tl.constexpr, RETURN_INDICES: tl.constexpr, CHANNELS_LAST: tl.constexpr,
-    BLOCK: tl.constexpr,
+    WIDE_INDEX: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """One output element per lane. Adaptive modes: KERNEL_H / KERNEL_W bound the largest window.
     position: the argmax's position in its window (i * KERNEL_W + j; adaptive: h * width + w)."""
-    flat = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    flat = _flat_indices(BLOCK, WIDE_INDEX)
     mask = flat < numel
     n, c, oh, ow = _coordinates(flat, channels, out_height, out_width, CHANNELS_LAST)
     h_start = _window_start(oh, height, out_height, stride_h, pad_h, MODE)
@@ -149,18 +159,19 @@ def pool2d_backward_kernel(
     grad_input_stride_n, grad_input_stride_c, grad_input_stride_h, grad_input_stride_w,
     stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, divisor_override,
     MODE: tl.constexpr, KERNEL_H: tl.constexpr, KERNEL_W: tl.constexpr, COUNT_INCLUDE_PAD: tl.constexpr,
-    REACH_H: tl.constexpr, REACH_W: tl.constexpr, CHANNELS_LAST: tl.constexpr, BLOCK: tl.constexpr,
+    REACH_H: tl.constexpr, REACH_W: tl.constexpr, CHANNELS_LAST: tl.constexpr, WIDE_INDEX: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     """One input element per lane, gathering from every window that contains it (at most REACH_H x REACH_W
     of them): max modes add the gradient of windows whose saved position is this element, average modes
     every window's gradient over its divisor."""
-    flat = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    flat = _flat_indices(BLOCK, WIDE_INDEX)
     mask = flat < numel
     n, c, ih, iw = _coordinates(flat, channels, height, width, CHANNELS_LAST)
     adaptive = MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG
     if adaptive:  # windows containing ih: o from floor(ih * out / size) up
-        first_oh = (ih * out_height) // height
-        first_ow = (iw * out_width) // width
+        first_oh = ((ih.to(tl.int64) * out_height) // height).to(ih.dtype)
+        first_ow = ((iw.to(tl.int64) * out_width) // width).to(iw.dtype)
     else:  # the last window whose span can reach ih, counting down
         first_oh = (ih + pad_h) // stride_h
         first_ow = (iw + pad_w) // stride_w

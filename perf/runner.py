@@ -3,6 +3,7 @@ import sys
 
 import torch
 
+from .progress import ProgressBar
 from .timing import bench
 
 IMPLS = ("tritonlayers", "eager", "compile")
@@ -46,28 +47,9 @@ def peak_memory_mb(setup, device):
     return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
-class Progress:
-    """A progress bar on stderr: redrawn in place on a terminal, one line per step in a log file."""
-
-    def __init__(self, total, width=30):
-        self.total, self.done, self.width = total, 0, width
-        self.interactive = sys.stderr.isatty()
-
-    def step(self, label):
-        self.done += 1
-        filled = self.width * self.done // max(self.total, 1)
-        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {label}"
-        sys.stderr.write(f"\r{line:<110.110}" if self.interactive else line + "\n")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.interactive:
-            sys.stderr.write("\n")
-
-
 def run(cases, device, identity, copy_gbps, dry_run):
     rows = []
-    progress = Progress(len(cases) * len(IMPLS) * len(DIRECTIONS))
+    progress, done = ProgressBar(len(cases) * len(IMPLS) * len(DIRECTIONS), "perf", stream=sys.stderr), 0
     for case in cases:
         torch._dynamo.reset()  # a fresh cache per case: dynamo's recompile limit would silently fall back to eager
         x = case.make_input(device)
@@ -76,7 +58,8 @@ def run(cases, device, identity, copy_gbps, dry_run):
         cublas_tflops = _cublas_tflops(case, device) if case.gemm else None
         for impl, fn in functions.items():
             for direction in DIRECTIONS:
-                progress.step(f"{case.op} {tuple(case.shape)} {str(case.dtype)[6:]} {direction} {impl}")
+                done += 1
+                progress.update(done, f"{case.op} {tuple(case.shape)} {str(case.dtype)[6:]} {direction} {impl}")
                 row = _measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps)
                 if row["ms"] is not None and case.gemm:
                     row["tflops"] = case.flops(direction) / (row["ms"] * 1e-3) / 1e12

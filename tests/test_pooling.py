@@ -205,3 +205,13 @@ def test_bad_inputs_raise_like_torch():
     for error, message, call in cases:
         with pytest.raises(error, match=message):
             call()
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_int64_index_path(layout, wide_index):
+    x = make_input(SHAPE, torch.float64, layout)
+    _compare(lambda t: TF.max_pool2d(t, 3, 2, 1, return_indices=True),
+             lambda t: F.max_pool2d(t, 3, 2, 1, return_indices=True), x)
+    _compare(lambda t: TF.avg_pool2d(t, 2, 1, 1, count_include_pad=False),
+             lambda t: F.avg_pool2d(t, 2, 1, 1, count_include_pad=False), x)
+    _compare(lambda t: TF.adaptive_max_pool2d(t, (4, 3)), lambda t: F.adaptive_max_pool2d(t, (4, 3)), x)

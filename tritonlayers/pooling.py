@@ -12,6 +12,7 @@ import torch
 import triton
 
 from ._launch import check_floating, check_tensor, launch_device
+from ._layout import needs_wide_index
 from ._library import custom_op, or_placeholders, records_grad
 from .kernels.pooling import (MODE_IDS, WINDOW_BLOCK, global_pool_backward_kernel, global_pool_config,
                               global_pool_forward_kernel, pool2d_backward_kernel, pool2d_forward_kernel)
@@ -187,7 +188,8 @@ def pool_forward(input, plan, save_position, return_indices):
                 input, output, position if position is not None else output, indices if indices is not None else output,
                 numel, channels, height, width, *plan.out_size, *input.stride(), *output.stride(), *_window_args(plan),
                 SAVE_POSITION=position is not None, RETURN_INDICES=indices is not None,
-                CHANNELS_LAST=format == torch.channels_last, BLOCK=WINDOW_BLOCK, num_warps=4, **_constexprs(plan))
+                CHANNELS_LAST=format == torch.channels_last, WIDE_INDEX=needs_wide_index(input, output),
+                BLOCK=WINDOW_BLOCK, num_warps=4, **_constexprs(plan))
     return output, position, indices
 
 
@@ -219,7 +221,8 @@ def pool_backward(grad_output, position, plan, input_shape, input_format):
                 grad_output, position if position is not None else grad_output, grad_input, numel, channels, height,
                 width, *plan.out_size, *grad_output.stride(), *grad_input.stride(), *_window_args(plan),
                 REACH_H=reach_h, REACH_W=reach_w, CHANNELS_LAST=input_format == torch.channels_last,
-                BLOCK=WINDOW_BLOCK, num_warps=4, **_constexprs(plan))
+                WIDE_INDEX=needs_wide_index(grad_output, grad_input), BLOCK=WINDOW_BLOCK, num_warps=4,
+                **_constexprs(plan))
     return grad_input
 
 
