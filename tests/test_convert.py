@@ -145,6 +145,24 @@ def test_training_step_matches_gradients_and_running_statistics(name):
     assert buffers_named(converted).keys() == reference_buffers.keys()
 
 
+@pytest.mark.parametrize("name", ["resnet", "mobilenet"])
+def test_converted_model_compiles_without_graph_breaks(name):
+    """The fx-rewritten blocks and every custom op trace whole: one training step, compiled with fullgraph=True
+    (aot_eager runs on the CPU), gives the eager converted model's loss and gradients."""
+    converted, _ = tritonlayers.convert(make_model(name))
+    twin = copy.deepcopy(converted)
+    compiled = torch.compile(twin, backend="aot_eager", fullgraph=True)
+    x = make_input().to(memory_format=torch.channels_last)
+    losses = [network(x).square().sum() for network in (converted, compiled)]
+    for loss in losses:
+        loss.backward()
+    assert_close(losses[1], losses[0], atol=1e-5, rtol=1e-5, name="loss")
+    reference = dict(converted.named_parameters())
+    for parameter_name, parameter in twin.named_parameters():
+        assert_close(parameter.grad, reference[parameter_name].grad, atol=1e-5, rtol=1e-5,
+                     name=f"grad of {parameter_name}")
+
+
 def actions(report):
     return {entry.path: entry.action for entry in report}
 
