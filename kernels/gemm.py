@@ -32,8 +32,8 @@ def axis_offsets(index, size1, size2, stride0, stride1, stride2, LEVELS: tl.cons
 
 
 @triton.jit
-def gemm_kernel(
-    a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, M, N, K,
+def _gemm_tile(
+    pid, a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, M, N, K,
     batch_size1, batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2,
     a_batch0, a_batch1, a_batch2, a_m0, a_m1, a_m2, a_k0, a_k1, a_k2,
     b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2,
@@ -46,16 +46,8 @@ def gemm_kernel(
     INPUT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
 ):
-    """Forward epilogue: BIAS 0 none, 1 along N (a linear layer's features), 2 along M (a convolution's
-    output channels); ACTIVATION; SOFTMAX 0, or 1 / 2 for softmax / log_softmax over N (the host makes
-    BLOCK_N cover N); STORE_PRE also stores the pre-activation (after bias) to pre_ptr, laid out like C.
-
-    Backward prologue: with PROLOGUE 1 (saved pre-activation) or 2 (saved output), A holds the gradient
-    after ACTIVATION and becomes the gradient before it as it is loaded, from a_saved (laid out like A), so
-    that gradient is never written to memory. BIAS_GRAD: the programs of the first N block also store A's
-    row sums (the bias gradient when A is dz transposed) to bias_ptr, per batch like a bias."""
+    """One (BLOCK_M, BLOCK_N) tile of C, tile `pid` in grouped order."""
     # Grouped program order: GROUP_M row blocks share their B tiles while they sit in L2.
-    pid = tl.program_id(0)
     blocks_m = tl.cdiv(M, BLOCK_M)
     blocks_n = tl.cdiv(N, BLOCK_N)
     group_size = GROUP_M * blocks_n
@@ -135,10 +127,62 @@ def gemm_kernel(
     tl.store(c_ptr + c_offsets, y.to(c_ptr.dtype.element_ty), mask=mask)
 
 
+@triton.jit
+def gemm_kernel(
+    a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, M, N, K,
+    batch_size1, batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2,
+    a_batch0, a_batch1, a_batch2, a_m0, a_m1, a_m2, a_k0, a_k1, a_k2,
+    b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2,
+    c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2,
+    bias_batch0, bias_batch1, bias_batch2,
+    param_a, param_b,
+    M_LEVELS: tl.constexpr, N_LEVELS: tl.constexpr, K_LEVELS: tl.constexpr,
+    BIAS: tl.constexpr, ACTIVATION: tl.constexpr, SOFTMAX: tl.constexpr, STORE_PRE: tl.constexpr,
+    PROLOGUE: tl.constexpr, BIAS_GRAD: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+    PERSISTENT: tl.constexpr = False,
+):
+    """C[b] = epilogue(A[b] @ B[b]): one program per (BLOCK_M, BLOCK_N) tile and batch, or with PERSISTENT
+    about one program per SM per batch looping over tiles (launch and tail costs shrink, and a tile's
+    epilogue stores overlap the next tile's loads).
+
+    Forward epilogue: BIAS 0 none, 1 along N (a linear layer's features), 2 along M (a convolution's
+    output channels); ACTIVATION; SOFTMAX 0, or 1 / 2 for softmax / log_softmax over N (the host makes
+    BLOCK_N cover N); STORE_PRE also stores the pre-activation (after bias) to pre_ptr, laid out like C.
+
+    Backward prologue: with PROLOGUE 1 (saved pre-activation) or 2 (saved output), A holds the gradient
+    after ACTIVATION and becomes the gradient before it as it is loaded, from a_saved (laid out like A), so
+    that gradient is never written to memory. BIAS_GRAD: the programs of the first N block also store A's
+    row sums (the bias gradient when A is dz transposed) to bias_ptr, per batch like a bias."""
+    if PERSISTENT:
+        tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
+        for pid in range(tl.program_id(0), tiles, tl.num_programs(0)):
+            _gemm_tile(pid, a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, M, N, K, batch_size1, batch_size2,
+                m_size1, m_size2, n_size1, n_size2, k_size1, k_size2, a_batch0, a_batch1, a_batch2, a_m0, a_m1,
+                a_m2, a_k0, a_k1, a_k2, b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2, c_batch0,
+                c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1, bias_batch2,
+                param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE, PROLOGUE,
+                BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+    else:
+        _gemm_tile(tl.program_id(0), a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, M, N, K, batch_size1,
+            batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2, a_batch0, a_batch1, a_batch2, a_m0,
+            a_m1, a_m2, a_k0, a_k1, a_k2, b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2,
+            c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1, bias_batch2,
+            param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE, PROLOGUE,
+            BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+
+
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"  # as triton.jit decided above
 
 # Tile configs for sm_90 (Triton's matmul tutorial's, trimmed so first-call tuning stays within seconds).
 CONFIGS = [
+    # persistent variants of the big tiles, for large GEMMs whose tile count is not a multiple of the SMs (8
+    # warps: the loop over tiles keeps more state live than a one-tile program)
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8, "PERSISTENT": True}, num_stages=3,
+                  num_warps=8),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8, "PERSISTENT": True}, num_stages=3,
+                  num_warps=8),
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=3, num_warps=8),
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=4, num_warps=4),
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}, num_stages=4, num_warps=4),

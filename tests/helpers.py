@@ -83,6 +83,16 @@ def wide_index(monkeypatch):
     monkeypatch.setattr(tritonlayers._layout, "WIDE_INDEX_THRESHOLD", 0)
 
 
+@pytest.fixture
+def exact_fp32():
+    """TF32 off for the test (torch allows it for convolutions by default, and tritonlayers follows torch's
+    switches), restored after; torch.backends' switch modules do not take monkeypatch's undo."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def activate(z, activation):
     """torch's activation by a tritonlayers `activation=` value: None, a torch.nn.functional name or a module."""
     if activation is None:

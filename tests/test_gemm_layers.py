@@ -15,12 +15,8 @@ DTYPES = [torch.float64, torch.float32, torch.float16,
 
 
 @pytest.fixture(autouse=True)
-def exact_fp32():
+def exact_fp32_everywhere(exact_fp32):
     """fp32 GEMMs compared with fp64 need TF32 off (torch's switches, which the kernels follow)."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def _compare(ours, reference, leaves, dtype, reduced):
@@ -64,6 +60,24 @@ def test_linear_matches_torch(shape, out_features, layout, dtype):
     weight = make_input((out_features, shape[-1]), dtype, low=-1, high=1, requires_grad=True)
     bias = make_input((out_features,), dtype, requires_grad=True)
     _compare(lambda: TF.linear(x, weight, bias), F.linear, [x, weight, bias], dtype, shape[-1])
+
+
+@pytest.mark.skipif(DEVICE.type == "cuda", reason="on a GPU the autotuner runs the persistent configs")
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_persistent_variant_loops_over_tiles(layout, monkeypatch):
+    """The persistent kernel (a few programs per batch, each looping over tiles: 4 on the CPU) with 16x16
+    tiles: a linear with 9 x 4 tiles and a batched NCHW 1x1 convolution, values and gradients."""
+    import tritonlayers._gemm
+    monkeypatch.setattr(tritonlayers._gemm, "INTERPRETER_CONFIG",
+                        {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16, "GROUP_M": 2, "PERSISTENT": True})
+    x = make_input((131, 40), torch.float32, low=-1, high=1, requires_grad=True)
+    weight = make_input((61, 40), torch.float32, low=-1, high=1, requires_grad=True)
+    bias = make_input((61,), torch.float32, requires_grad=True)
+    _compare(lambda: TF.linear(x, weight, bias, activation="relu"), lambda x, w, b: F.relu(F.linear(x, w, b)),
+             [x, weight, bias], torch.float32, 40)
+    image = make_input((2, 24, 7, 9), torch.float32, layout, low=-1, high=1, requires_grad=True)
+    kernel = make_input((35, 24, 1, 1), torch.float32, low=-1, high=1, requires_grad=True)
+    _compare(lambda: TF.conv2d(image, kernel), F.conv2d, [image, kernel], torch.float32, 2 * 7 * 9)
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "gelu", "sigmoid", "softmax", "log_softmax",

@@ -30,14 +30,6 @@ def digits():
                                test_labels=data.test_labels[:TEST_IMAGES])
 
 
-@pytest.fixture
-def exact_fp32(monkeypatch):
-    """No TF32 on a GPU (torch allows it for convolutions by default, and tritonlayers follows): the twins are
-    compared at fp32 tolerances."""
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-
-
 def _short_run(models, digits):
     return train_side_by_side(models, digits, epochs=1, batch_size=BATCH, seed=0, max_steps=STEPS)
 

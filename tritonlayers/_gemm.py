@@ -6,7 +6,7 @@ from typing import NamedTuple
 import torch
 import triton
 
-from ._launch import launch_device
+from ._launch import launch_device, sm_count
 from .activation import ActivationSpec
 from .kernels.gemm import INTERPRETED, INTERPRETER_CONFIG, gemm_autotuned, gemm_kernel, softmax_epilogue_config
 
@@ -80,20 +80,28 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
                       ACTIVATION=spec.kernel_id, SOFTMAX=SOFTMAX_IDS[softmax], STORE_PRE=pre is not None,
                       PROLOGUE={None: 0, "input": 1, "output": 2}[prologue], BIAS_GRAD=bias_grad is not None,
                       INPUT_PRECISION=input_precision(a.dtype, allow_tf32))
+    grid = _grid(m.total, n.total, batch.total, a.device)
     with launch_device(op_name, a, b, c, bias, a_saved, bias_grad):
         if softmax is not None:
             block_m, block_n, block_k, num_warps, num_stages = softmax_epilogue_config(n.total)
-            grid = (triton.cdiv(m.total, block_m) * triton.cdiv(n.total, block_n), batch.total)
-            gemm_kernel[grid](*args, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=4,
-                              num_warps=num_warps, num_stages=num_stages, **constexprs)
+            gemm_kernel[grid({"BLOCK_M": block_m, "BLOCK_N": block_n})](
+                *args, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=4, num_warps=num_warps,
+                num_stages=num_stages, **constexprs)
         elif INTERPRETED:
-            config = INTERPRETER_CONFIG
-            grid = (triton.cdiv(m.total, config["BLOCK_M"]) * triton.cdiv(n.total, config["BLOCK_N"]), batch.total)
-            gemm_kernel[grid](*args, **config, **constexprs)
+            gemm_kernel[grid(INTERPRETER_CONFIG)](*args, **INTERPRETER_CONFIG, **constexprs)
         else:
-            def grid(meta):
-                return (triton.cdiv(m.total, meta["BLOCK_M"]) * triton.cdiv(n.total, meta["BLOCK_N"]), batch.total)
             gemm_autotuned[grid](*args, **constexprs)
+
+
+def _grid(rows, columns, batches, device):
+    """The launch grid for a tile config: a program per tile and batch, or (PERSISTENT) about one per SM
+    spread over the batches, each looping over its share of the tiles."""
+    def grid(meta):
+        tiles = triton.cdiv(rows, meta["BLOCK_M"]) * triton.cdiv(columns, meta["BLOCK_N"])
+        if meta.get("PERSISTENT"):
+            tiles = min(tiles, triton.cdiv(sm_count(device), batches))
+        return (tiles, batches)
+    return grid
 
 
 NO_BATCH = axis()
