@@ -353,12 +353,12 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     NotImplementedError naming the argument."""
     x, weight, bias, unbatched = _check_common("conv_transpose2d", input, weight, bias)
     kernel = tuple(weight.shape[2:])
-    for name, value, wanted in (("stride", _pair(stride, "stride", "conv_transpose2d"), kernel),
+    for name, value, supported in (("stride", _pair(stride, "stride", "conv_transpose2d"), kernel),
                                 ("padding", _pair(padding, "padding", "conv_transpose2d"), (0, 0)),
                                 ("output_padding", _pair(output_padding, "output_padding", "conv_transpose2d"),
                                  (0, 0)),
                                 ("dilation", _pair(dilation, "dilation", "conv_transpose2d"), (1, 1))):
-        if value != wanted:
+        if value != supported:
             raise NotImplementedError(f"conv_transpose2d: {name}={value} is not supported: tritonlayers runs "
                                       f"kernel_size == stride ({kernel}), padding 0, output_padding 0, dilation 1")
     if not isinstance(groups, int) or groups < 1:
