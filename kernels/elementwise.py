@@ -4,18 +4,23 @@ import triton.language as tl
 
 
 @triton.jit
+def unravel4(flat, size1, size2, size3):
+    """The 4-d coordinates (i0, i1, i2, i3) of row-major flat indices (size0 need not be known)."""
+    i3 = flat % size3
+    rest = flat // size3
+    i2 = rest % size2
+    rest = rest // size2
+    return rest // size1, rest % size1, i2, i3
+
+
+@triton.jit
 def strided_offsets(flat, size1, size2, size3, stride0, stride1, stride2, stride3):
     """Memory offsets of row-major flat indices into a 4-d view with the given strides.
 
     The host collapses every tensor to at most 4 dims first, so one decomposition serves any rank.
     The arithmetic runs in flat's dtype: int64 when offsets may pass 2**31 (see block_offsets).
     """
-    i3 = flat % size3
-    rest = flat // size3
-    i2 = rest % size2
-    rest = rest // size2
-    i1 = rest % size1
-    i0 = rest // size1
+    i0, i1, i2, i3 = unravel4(flat, size1, size2, size3)
     return i0 * stride0 + i1 * stride1 + i2 * stride2 + i3 * stride3
 
 

@@ -12,6 +12,7 @@ forward saves each output's position inside its window in the smallest integer t
 import triton
 import triton.language as tl
 
+from .elementwise import unravel4
 from .precision import compute_full, to_compute_dtype
 
 MAX_POOL = tl.constexpr(0)
@@ -36,19 +37,9 @@ def _flat_indices(BLOCK: tl.constexpr, WIDE_INDEX: tl.constexpr):
 def _coordinates(flat, channels, height, width, CHANNELS_LAST: tl.constexpr):
     """(n, c, h, w) of flat indices in memory order: (n, c, h, w), or (n, h, w, c) for channels_last."""
     if CHANNELS_LAST:
-        c = flat % channels
-        rest = flat // channels
-        w = rest % width
-        rest = rest // width
-        h = rest % height
-        n = rest // height
+        n, h, w, c = unravel4(flat, height, width, channels)
     else:
-        w = flat % width
-        rest = flat // width
-        h = rest % height
-        rest = rest // height
-        c = rest % channels
-        n = rest // channels
+        n, c, h, w = unravel4(flat, channels, height, width)
     return n, c, h, w
 
 
