@@ -99,19 +99,26 @@ def main(argv=None):
     variant = "dry" if args.dry_run else "resnet26-quick" if args.quick else "resnet50"
     steps = args.steps or (1 if args.dry_run else 20)
     identity = run_identity(device)
-    rows = []
-    for impl in IMPLS:
-        torch._dynamo.reset()
-        rows.append({**identity, **measure(impl, variant, device, steps, 1 if args.dry_run else 3, args.dry_run)})
-        print(f"{impl}: {rows[-1]['step_ms']:.2f} ms/step", file=sys.stderr, flush=True)
     out_dir = Path(args.out) if args.out else REPO / "perf" / "out" / "e2e"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "e2e.json").write_text(json.dumps(rows, indent=1) + "\n")
+    rows = []
+    try:
+        for impl in IMPLS:
+            torch._dynamo.reset()
+            rows.append({**identity, **measure(impl, variant, device, steps, 1 if args.dry_run else 3, args.dry_run)})
+            print(f"{impl}: {rows[-1]['step_ms']:.2f} ms/step", file=sys.stderr, flush=True)
+            # written after each implementation: a run stopped at its time limit keeps the rows it made
+            (out_dir / "e2e.json").write_text(json.dumps(rows, indent=1) + "\n")
+    except KeyboardInterrupt:
+        print(f"stopped (time limit) after {len(rows)} of {len(IMPLS)} implementations", flush=True)
+    if not rows:
+        return 1
     print(f"{variant} training step, batch {rows[0]['batch']} at {rows[0]['image_size']}x{rows[0]['image_size']}, "
           f"channels_last, {rows[0]['autocast']} autocast, on {identity['device']}" +
           (" (dry run: times say nothing)" if args.dry_run else ""))
     print(table(rows))
-    print(f"tritonlayers conversion: {rows[1]['conversion']}")
+    if len(rows) > 1:
+        print(f"tritonlayers conversion: {rows[1]['conversion']}")
     print(f"wrote {out_dir / 'e2e.json'}")
     return 0
 

@@ -4,7 +4,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from .runner import COMPILE_MODE, DIRECTIONS, IMPLS
+from .runner import COMPILE_MODE, DIRECTIONS, IMPLS, STOPPED
 
 
 def _key(row):
@@ -82,7 +82,11 @@ def markdown(rows, identity, copy_gbps, dry_run):
     for (op, direction), ratios in sorted(summary.items()):
         lines.append(f"| {op} | {direction} | {_fmt(_geomean(ratios['eager']), 2)} | "
                      f"{_fmt(_geomean(ratios['compile']), 2)} |")
-    errors = [row for row in rows if row["error"]]
+    errors = [row for row in rows if row["error"] and row["error"] != STOPPED]
+    stopped = sum(row["error"] == STOPPED for row in rows)
+    if stopped:
+        lines += ["", f"**The run was stopped before it finished: {stopped} of {len(rows)} measurements were not "
+                      "made (they read `error` above).**"]
     if errors:
         lines += ["", "## Errors", ""] + [f"- {row['op']} {row['shape']} {row['dtype']} {row['direction']} "
                                           f"{row['impl']}: {row['error']}" for row in errors]

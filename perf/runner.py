@@ -8,7 +8,10 @@ from .timing import bench
 
 IMPLS = ("tritonlayers", "eager", "compile")
 DIRECTIONS = ("fwd", "bwd", "fwd+bwd")
-COMPILE_MODE = "max-autotune-no-cudagraphs"
+# torch.compile's default mode: what `torch.compile(model)` gives, and max-autotune's per-graph tuning of every
+# case would take longer than a GPU lease.
+COMPILE_MODE = "default"
+STOPPED = "not measured: the run was stopped (time limit) before this case"
 
 
 def compile_eager(fn, dry_run):
@@ -48,8 +51,33 @@ def peak_memory_mb(setup, device):
 
 
 def run(cases, device, identity, copy_gbps, dry_run):
+    """One row per case x impl x direction. An interrupt (SIGINT, as `timeout -s INT` sends) ends the run early:
+    the rows measured so far are kept and every other one says it was not measured, so a report still gets
+    written."""
     rows = []
-    progress, done = ProgressBar(len(cases) * len(IMPLS) * len(DIRECTIONS), "perf", stream=sys.stderr), 0
+    progress = ProgressBar(len(cases) * len(IMPLS) * len(DIRECTIONS), "perf", stream=sys.stderr)
+    try:
+        _run_cases(cases, device, identity, copy_gbps, dry_run, rows, progress)
+    except KeyboardInterrupt:
+        print(f"\nstopped after {len(rows)} measurements", file=sys.stderr)
+        measured = {_key(row) for row in rows}
+        for case in cases:
+            for impl in IMPLS:
+                for direction in DIRECTIONS:
+                    stub = _row(case, impl, direction, identity)
+                    if _key(stub) not in measured:
+                        rows.append({**stub, "error": STOPPED})
+    progress.close()
+    return rows
+
+
+def _key(row):
+    return tuple(row[name] if name != "shape" else tuple(row[name])
+                 for name in ("op", "shape", "note", "dtype", "layout", "impl", "direction"))
+
+
+def _run_cases(cases, device, identity, copy_gbps, dry_run, rows, progress):
+    done = 0
     for case in cases:
         torch._dynamo.reset()  # a fresh cache per case: dynamo's recompile limit would silently fall back to eager
         x = case.make_input(device)
@@ -68,8 +96,6 @@ def run(cases, device, identity, copy_gbps, dry_run):
         del x, extras
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    progress.close()
-    return rows
 
 
 def _cublas_tflops(case, device):
@@ -81,11 +107,16 @@ def _cublas_tflops(case, device):
     return 2 * m * n * k / (ms * 1e-3) / 1e12
 
 
+def _row(case, impl, direction, identity):
+    return {"op": case.op, "family": case.family, "direction": direction, "shape": list(case.shape),
+            "dtype": str(case.dtype)[6:], "layout": case.layout, "impl": impl, "ms": None, "gbps": None,
+            "pct_copy_bw": None, "tflops": None, **identity, "note": case.note, "timer": None, "peak_mb": None,
+            "pct_cublas": None, "error": None}
+
+
 def _measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps):
     nbytes = case.minimal_bytes(direction)
-    row = {"op": case.op, "family": case.family, "direction": direction, "shape": list(case.shape), "dtype": str(case.dtype)[6:],
-           "layout": case.layout, "impl": impl, "ms": None, "gbps": None, "pct_copy_bw": None, "tflops": None,
-           **identity, "note": case.note, "timer": None, "peak_mb": None, "pct_cublas": None, "error": None}
+    row = _row(case, impl, direction, identity)
     try:
         setup = _setup(fn, x, extras, direction)
         ms, row["timer"] = bench(setup, device, nbytes)

@@ -96,7 +96,9 @@ def cases(profile):
                 _transpose((2, 6, 3, 3), 4, 2, torch.float32, "contiguous", "dry")]
     if profile == "quick":
         return [_conv((32, 256, 56, 56), 64, 1, torch.bfloat16, "channels_last", "ResNet-50 stage 1 reduce"),
-                _linear(8192, 4096, 4096, torch.bfloat16, None, "large linear")]
+                _conv((32, 512, 7, 7), 2048, 1, torch.bfloat16, "contiguous", "ResNet-50 stage 4 expand"),
+                _linear(8192, 4096, 4096, torch.bfloat16, None, "large linear"),
+                _linear(256, 2048, 1000, torch.bfloat16, "softmax", "ImageNet classifier head")]
     found = []
     for dtype in HALF:
         for shape, out_channels, stride, note in CONVS:
