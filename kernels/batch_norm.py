@@ -16,6 +16,7 @@ from .activation import (IDENTITY, activation_backward_from_input, activation_ba
 from .batch_norm_stats import finalize_stats, tile_welford
 from .precision import compute_full, to_compute_dtype
 from .tiles import program_tiles, tile_coordinates, tile_offsets
+from .host_math import next_power_of_2
 
 
 @triton.jit
@@ -325,12 +326,12 @@ MIN_CONTIGUOUS_CHANNELS = 16
 def resident_config(num_channels, total, live_tensors, channels_contiguous):
     """(BLOCK_R, BLOCK_J, num_warps) for holding all `total` values of BLOCK_R channels in registers, or
     None when they do not fit."""
-    block_j = triton.next_power_of_2(total)
+    block_j = next_power_of_2(total)
     budget = RESIDENT_TILE // live_tensors
-    budget = triton.next_power_of_2(budget + 1) // 2  # the power of two at or below: block sizes must be
+    budget = next_power_of_2(budget + 1) // 2  # the power of two at or below: block sizes must be
     if block_j > budget:
         return None
-    block_r = max(1, min(triton.next_power_of_2(num_channels), budget // block_j))
+    block_r = max(1, min(next_power_of_2(num_channels), budget // block_j))
     if channels_contiguous and block_r < min(MIN_CONTIGUOUS_CHANNELS, num_channels):
         return None
     return block_r, block_j, max(1, min(8, block_r * block_j // 256))

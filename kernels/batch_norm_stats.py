@@ -10,6 +10,7 @@ import triton.language as tl
 
 from .precision import compute_full, to_compute_dtype
 from .tiles import program_tiles, tile_coordinates, tile_offsets
+from .host_math import cdiv
 
 
 @triton.jit
@@ -104,4 +105,4 @@ MERGE_BLOCK = 128
 
 
 def merge_grid(num_channels):
-    return (triton.cdiv(num_channels, MERGE_BLOCK),)
+    return (cdiv(num_channels, MERGE_BLOCK),)

@@ -23,14 +23,69 @@ STREAM_TAG = tl.constexpr(0x746C6179)
 
 
 @triton.jit
+def _philox4(unit, seed, offset):
+    """The four 32-bit draws of Philox at counter offset + unit // 4 (torch's offset counts draws)."""
+    counter = (unit // 4).to(tl.int64) + offset
+    zero = counter.to(tl.uint32) * 0
+    return tl.philox(seed, counter.to(tl.uint32), (counter >> 32).to(tl.uint32), zero, zero + STREAM_TAG)
+
+
+@triton.jit
+def _keep(draw, p, scale):
+    return tl.where(tl.uint_to_uniform_float(draw) >= p, scale, 0.0)
+
+
+@triton.jit
 def keep_scale(key, seed, offset, p, scale, map_size):
-    """scale where an element is kept (probability 1 - p), else 0, for a tile of keys. Every element of a
-    map of map_size consecutive keys gets the same decision (map_size == 1 specializes to no division)."""
-    counter = (key // map_size).to(tl.int64) + offset
-    low = counter.to(tl.uint32)
-    zero = low * 0
-    random, _, _, _ = tl.philox(seed, low, (counter >> 32).to(tl.uint32), zero, zero + STREAM_TAG)
-    return tl.where(tl.uint_to_uniform_float(random) >= p, scale, 0.0)
+    """scale where an element is kept (probability 1 - p), else 0, for a tile of keys. Unit u = key //
+    map_size (map_size == 1 specializes to no division) is decided by draw u % 4 of the Philox call at u // 4,
+    so every element of a map gets the same decision. One Philox call per element here: keep_scale_quads
+    makes the same decisions with one per four."""
+    unit = key // map_size
+    r0, r1, r2, r3 = _philox4(unit, seed, offset)
+    lane = unit % 4
+    return _keep(tl.where(lane == 0, r0, tl.where(lane == 1, r1, tl.where(lane == 2, r2, r3))), p, scale)
+
+
+@triton.jit
+def _draws_in_fours(quads, seed, offset, SIZE0: tl.constexpr, SIZE1: tl.constexpr):
+    """The four draws of Philox calls `quads` (SIZE0 x SIZE1), in order along a new last dim of size 4."""
+    r0, r1, r2, r3 = _philox4(quads * 4, seed, offset)
+    fours = tl.join(tl.join(r0, r2), tl.join(r1, r3))  # [..., 2, 2]: flattened, r0 r1 r2 r3
+    return tl.reshape(fours, (SIZE0, SIZE1, 4))
+
+
+@triton.jit
+def keep_scale_quads(group, rows, columns, row_start, column_start, key_group_stride, key_row_stride,
+                     key_column_stride, seed, offset, p, scale, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+                     QUADS: tl.constexpr):
+    """keep_scale's decisions for an element-wise [rows, columns] tile with one Philox call per four keys.
+    QUADS 1: keys run along the columns (key_column_stride 1; the group and row strides, column_start and
+    the tile's width multiples of 4); QUADS 2: likewise along the rows. Philox is the kernel's dominant
+    arithmetic, so this is most of its cost."""
+    if QUADS == 1:
+        first_keys = group * key_group_stride + rows * key_row_stride
+        quads = (first_keys // 4)[:, None] + (column_start // 4 + tl.arange(0, BLOCK_C // 4))[None, :]
+        draws = tl.reshape(_draws_in_fours(quads, seed, offset, BLOCK_R, BLOCK_C // 4), (BLOCK_R, BLOCK_C))
+    else:
+        first_keys = group * key_group_stride + columns * key_column_stride
+        quads = (row_start // 4 + tl.arange(0, BLOCK_R // 4))[:, None] + (first_keys // 4)[None, :]
+        fours = _draws_in_fours(quads, seed, offset, BLOCK_R // 4, BLOCK_C)
+        draws = tl.reshape(tl.permute(fours, (0, 2, 1)), (BLOCK_R, BLOCK_C))
+    return _keep(draws, p, scale)
+
+
+@triton.jit
+def _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride, key_row_stride, key_column_stride,
+                     map_size, seed, offset, p, scale, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+                     QUADS: tl.constexpr):
+    if QUADS != 0:
+        return keep_scale_quads(group, rows, columns, tl.program_id(0) * BLOCK_R,
+                                (tile % tl.cdiv(num_columns, BLOCK_C)) * BLOCK_C, key_group_stride,
+                                key_row_stride, key_column_stride, seed, offset, p, scale, BLOCK_R, BLOCK_C, QUADS)
+    else:
+        key = tile_offsets(group, rows, columns, key_group_stride, key_row_stride, key_column_stride)
+        return keep_scale(key, seed, offset, p, scale, map_size)
 
 
 @triton.jit
@@ -44,6 +99,7 @@ def dropout_forward_kernel(
     map_size, seed, offset, p, scale, param_a, param_b,
     DROPOUT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
     ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
+    QUADS: tl.constexpr,
 ):
     """output = residual + dropout(activation(input + bias)), each part optional."""
     pid_rows = tl.program_id(0)
@@ -59,8 +115,8 @@ def dropout_forward_kernel(
             x += to_compute_dtype(bias.to(output_ptr.dtype.element_ty))[:, None]
         y = apply_activation(x, ACTIVATION, param_a, param_b)
         if DROPOUT:
-            key = tile_offsets(group, rows, columns, key_group_stride, key_row_stride, key_column_stride)
-            y = y * keep_scale(key, seed, offset, p, scale, map_size)
+            y = y * _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride, key_row_stride,
+                                     key_column_stride, map_size, seed, offset, p, scale, BLOCK_R, BLOCK_C, QUADS)
         if HAS_RESIDUAL:
             residual = tl.load(residual_ptr + tile_offsets(group, rows, columns, residual_group_stride,
                                                        residual_row_stride, residual_column_stride), mask=mask)
@@ -80,6 +136,7 @@ def dropout_backward_kernel(
     map_size, seed, offset, p, scale, param_a, param_b,
     DROPOUT: tl.constexpr, HAS_BIAS: tl.constexpr, BIAS_GRAD: tl.constexpr,
     ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
+    QUADS: tl.constexpr,
 ):
     """grad_input = activation'(input + bias) * mask * scale * grad_output, the mask regenerated from the
     seed. BIAS_GRAD: this program's column sum of grad_input per row goes to bias_partial[pid_split, row]
@@ -95,8 +152,9 @@ def dropout_backward_kernel(
             group, rows, columns, grad_output_group_stride, grad_output_row_stride, grad_output_column_stride),
             mask=mask, other=0))
         if DROPOUT:
-            key = tile_offsets(group, rows, columns, key_group_stride, key_row_stride, key_column_stride)
-            grad = grad * keep_scale(key, seed, offset, p, scale, map_size)
+            grad = grad * _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride,
+                                           key_row_stride, key_column_stride, map_size, seed, offset, p, scale,
+                                           BLOCK_R, BLOCK_C, QUADS)
         if ACTIVATION != IDENTITY:
             x = tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
                                              input_column_stride), mask=mask, other=0)

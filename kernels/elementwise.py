@@ -1,6 +1,7 @@
 """Index helpers and launch heuristics shared by the elementwise kernels."""
 import triton
 import triton.language as tl
+from .host_math import next_power_of_2
 
 
 @triton.jit
@@ -48,5 +49,5 @@ def elementwise_launch_config(numel):
     """(BLOCK_SIZE, num_warps) for a memory-bound elementwise pass: 8 elements per thread (two 16-byte loads
     in fp32, one in fp16/bf16); 16 made mish's and gelu-tanh's backward spill on sm_90. Small tensors get
     one right-sized block."""
-    block_size = min(2048, max(128, triton.next_power_of_2(numel)))
+    block_size = min(2048, max(128, next_power_of_2(numel)))
     return block_size, max(1, block_size // 256)

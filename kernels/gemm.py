@@ -16,6 +16,7 @@ import triton.language as tl
 from .activation import (IDENTITY, activation_backward_from_input, activation_backward_from_output,
                          apply_activation)
 from .precision import to_compute_dtype
+from .host_math import cdiv, next_power_of_2
 
 
 @triton.jit
@@ -195,15 +196,38 @@ INTERPRETER_CONFIG = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}
 
 
 
+PRUNE_BY_SHAPE = True  # tests/sm90_compile_sweep.py turns it off to compile every config on small shapes
+
+
 def prune_configs(configs, named_args, **kwargs):
     """Without tensor cores (exact fp32, fp64) a program's accumulator lives in plain registers: big tiles
     spill (checked on sm_90 by tests/sm90_compile_sweep.py), so those dtypes tune over the small ones
-    (fp64, which serves gradcheck, over the smallest)."""
+    (fp64, which serves gradcheck, over the smallest). Tiles much larger than the problem only compute
+    padding, and a persistent grid only pays with more tiles than SMs: both are dropped, so first-call
+    tuning compiles and times fewer configs. The last config (the smallest) always stays."""
     dtype = named_args["a_ptr"].dtype
-    if dtype in (torch.float16, torch.bfloat16) or kwargs.get("INPUT_PRECISION") == "tf32":
+    if dtype not in (torch.float16, torch.bfloat16) and kwargs.get("INPUT_PRECISION") != "tf32":
+        largest = 32 * 64 if dtype == torch.float64 else 64 * 128
+        configs = [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= largest]
+    if not PRUNE_BY_SHAPE:
         return configs
-    largest = 32 * 64 if dtype == torch.float64 else 64 * 128
-    return [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= largest]
+    rows, columns = named_args["M"], named_args["N"]
+    device = named_args["a_ptr"].device
+    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+
+    def useful(config):
+        block_m, block_n = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"]
+        if block_m > max(64, next_power_of_2(rows)) or block_n > max(64, next_power_of_2(columns)):
+            return False
+        return not config.kwargs.get("PERSISTENT") or cdiv(rows, block_m) * cdiv(columns, block_n) > sms
+
+    return [c for c in configs[:-1] if useful(c)] + configs[-1:]
+
+
+def _time_config(kernel_call, quantiles):
+    """The tuner's timing of one config: a few short runs (Triton's default spends 125 ms per config, which
+    made a network's first step take minutes)."""
+    return triton.testing.do_bench(kernel_call, warmup=5, rep=20, quantiles=quantiles)
 
 
 gemm_autotuned = triton.autotune(
@@ -211,6 +235,7 @@ gemm_autotuned = triton.autotune(
     key=["M", "N", "K", "M_LEVELS", "N_LEVELS", "K_LEVELS", "BIAS", "ACTIVATION", "PROLOGUE", "BIAS_GRAD",
          "INPUT_PRECISION"],
     prune_configs_by={"early_config_prune": prune_configs},
+    do_bench=_time_config,
 )(gemm_kernel)
 
 
@@ -218,7 +243,7 @@ def softmax_epilogue_config(num_features, max_tile=16384):
     """(BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) with BLOCK_N covering every feature, or None when
     a row does not fit a tile (the host then runs the softmax kernel over the logits). Wide B tiles take a
     short K step and two stages so shared memory stays within sm_90's 227 KB even in fp32."""
-    block_n = max(16, triton.next_power_of_2(num_features))
+    block_n = max(16, next_power_of_2(num_features))
     if block_n * 16 > max_tile:
         return None
     block_m = max(16, min(64, max_tile // block_n))

@@ -14,6 +14,7 @@ import triton.language as tl
 
 from .elementwise import unravel4
 from .precision import compute_full, to_compute_dtype
+from .host_math import next_power_of_2
 
 MAX_POOL = tl.constexpr(0)
 AVG_POOL = tl.constexpr(1)
@@ -131,10 +132,10 @@ def pool2d_forward_kernel(
         if SAVE_POSITION:
             tl.store(position_ptr + out_offsets, best_index.to(position_ptr.dtype.element_ty), mask=mask)
         if RETURN_INDICES:
-            if MODE == MAX_POOL:
-                ih = h_start + (best_index // KERNEL_W) * dilation_h
-                iw = w_start + (best_index % KERNEL_W) * dilation_w
-                best_index = ih * width + iw
+            if MODE == MAX_POOL:  # new names: Triton refuses to retype the loop's int32 ih / iw in a branch
+                best_h = h_start + (best_index // KERNEL_W) * dilation_h
+                best_w = w_start + (best_index % KERNEL_W) * dilation_w
+                best_index = best_h * width + best_w
             tl.store(indices_ptr + out_offsets, best_index, mask=mask)
     else:
         divisor = _avg_divisor(h_start, h_end, w_start, w_end, height, width, divisor_override, COUNT_INCLUDE_PAD,
@@ -290,9 +291,9 @@ GLOBAL_TILE = 4096
 def global_pool_config(channels, spatial, channels_contiguous):
     """(BLOCK_C, BLOCK_S, num_warps): tiles long along whichever of channels / positions is contiguous."""
     if channels_contiguous:
-        block_c = min(triton.next_power_of_2(channels), 256)
-        block_s = max(1, min(triton.next_power_of_2(spatial), GLOBAL_TILE // block_c))
+        block_c = min(next_power_of_2(channels), 256)
+        block_s = max(1, min(next_power_of_2(spatial), GLOBAL_TILE // block_c))
     else:
-        block_s = min(triton.next_power_of_2(spatial), 1024)
-        block_c = max(1, min(triton.next_power_of_2(channels), GLOBAL_TILE // block_s))
+        block_s = min(next_power_of_2(spatial), 1024)
+        block_c = max(1, min(next_power_of_2(channels), GLOBAL_TILE // block_s))
     return block_c, block_s, max(1, min(8, block_c * block_s // 256))

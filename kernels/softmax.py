@@ -11,6 +11,7 @@ import triton.language as tl
 
 from .precision import compute_full, to_compute_dtype
 from .tiles import tile_offsets
+from .host_math import next_power_of_2
 
 
 @triton.jit
@@ -187,8 +188,8 @@ def softmax_launch_config(num_rows, num_columns, rows_contiguous, fp64=False, li
 
 
 def _tile(num_rows, num_columns, rows_contiguous, max_tile):
-    rows_pow2 = triton.next_power_of_2(num_rows)
-    columns_pow2 = triton.next_power_of_2(num_columns)
+    rows_pow2 = next_power_of_2(num_rows)
+    columns_pow2 = next_power_of_2(num_columns)
     if rows_contiguous:
         block_r = min(rows_pow2, max_tile)
         block_c = max(1, min(columns_pow2, TARGET_TILE // block_r))

@@ -6,6 +6,7 @@ bias's dim, BatchNorm's channels), groups and columns the rest. A program owns B
 """
 import triton
 import triton.language as tl
+from .host_math import cdiv, next_power_of_2
 
 
 @triton.jit
@@ -44,8 +45,8 @@ TILE = 2048
 
 def tile_launch_config(num_rows, num_columns, rows_contiguous, tile=TILE):
     """(BLOCK_R, BLOCK_C, num_warps): tiles long along whichever of rows / columns is contiguous."""
-    rows_pow2 = triton.next_power_of_2(num_rows)
-    columns_pow2 = triton.next_power_of_2(num_columns)
+    rows_pow2 = next_power_of_2(num_rows)
+    columns_pow2 = next_power_of_2(num_columns)
     if rows_contiguous:
         block_r = min(rows_pow2, tile)
         block_c = max(1, min(columns_pow2, tile // block_r))
@@ -58,7 +59,7 @@ def tile_launch_config(num_rows, num_columns, rows_contiguous, tile=TILE):
 def split_columns(num_groups, num_columns, block_c, row_blocks, programs_wanted):
     """(tiles_per_program, splits): column tiles spread over about programs_wanted programs in all, and
     never more than 65535 splits (the grid's second axis)."""
-    tiles = num_groups * triton.cdiv(num_columns, block_c)
+    tiles = num_groups * cdiv(num_columns, block_c)
     target = max(1, programs_wanted // row_blocks)
-    tiles_per_program = max(1, triton.cdiv(tiles, target), triton.cdiv(tiles, 65535))
-    return tiles_per_program, triton.cdiv(tiles, tiles_per_program)
+    tiles_per_program = max(1, cdiv(tiles, target), cdiv(tiles, 65535))
+    return tiles_per_program, cdiv(tiles, tiles_per_program)

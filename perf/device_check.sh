@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
 # One prepared command for a lent GPU machine (no network there): install the project without network, run
-# the test suite on the GPU, run the quick benchmark suite and the quick end-to-end training step, and leave
-# logs and results in $OUT (at most 8 files come back; this writes 8: env.log, tests.log, perf.log,
-# results.json, report.md, bandwidth.png, e2e.log, e2e.json). The stages' timeouts (200 + 240 + 110 s, each
-# SIGINT so that pytest prints its summary and perf / perf.e2e write what they measured, then a kill 20 s
-# later) fit one call's 600 s. Commit what comes back under perf/results/<device>-<date>/, untouched.
+# the test suite on the GPU, the quick benchmark suite and the quick end-to-end training step, and leave logs
+# and results in $OUT (at most 8 files come back; the default stages write 8: env.log, tests.log, perf.log,
+# results.json, report.md, bandwidth.png, e2e.log, e2e.json). Each stage stops at its timeout with SIGINT, so
+# pytest prints its summary and the benchmarks write what they measured (a kill follows 20 s later); the
+# default timeouts (200 + 240 + 110 s) fit one call's 600 s. Commit what comes back under
+# perf/results/<device>-<date>/, untouched.
 #
 #   TRITONLAYERS_COMMIT=$(git rev-parse --short=12 HEAD) bash perf/device_check.sh
+#
+# A shorter recheck: pick tests and benchmarks, skip a stage with a timeout of 0, and add the host/GPU
+# time split of perf.kernel_times (kernel_times.log and kernel_times.json; skip e2e to stay within 8 files):
+#   TEST_ARGS="tests/test_gemm_layers.py" PERF_ARGS="--quick --ops gemm" E2E_TIMEOUT=0 KT_TIMEOUT=60 \
+#     bash perf/device_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-perf/out/device_check}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+
+stage() {  # stage TIMEOUT LOG COMMAND...: run unless TIMEOUT is 0; prints the exit status
+  local limit=$1 log=$2
+  shift 2
+  if [ "$limit" = 0 ]; then echo "$log: skipped"; return; fi
+  timeout -s INT -k 20 "$limit" "$@" >"$OUT/$log" 2>&1
+  echo "$log: exit $?"
+}
 
 {
   date -u
@@ -22,16 +36,17 @@ export PYTHONUNBUFFERED=1
 } >"$OUT/env.log" 2>&1
 echo "install exit $?"
 
-timeout -s INT -k 20 "${TEST_TIMEOUT:-200}" "$PY" -m pytest -q -n 12 -p no:cacheprovider -rfEs >"$OUT/tests.log" 2>&1
-tests_rc=$?
-tail -n 5 "$OUT/tests.log"
-
-timeout -s INT -k 20 "${PERF_TIMEOUT:-240}" "$PY" -m perf --quick --out "$OUT" >"$OUT/perf.log" 2>&1
-perf_rc=$?
-tail -n 4 "$OUT/perf.log"
-[ -f "$OUT/report.md" ] && tail -n 12 "$OUT/report.md"
-timeout -s INT -k 20 "${E2E_TIMEOUT:-110}" "$PY" -m perf.e2e --quick --out "$OUT" >"$OUT/e2e.log" 2>&1
-e2e_rc=$?
-tail -n 8 "$OUT/e2e.log"
-echo "tests exit $tests_rc, perf exit $perf_rc, e2e exit $e2e_rc"
+# shellcheck disable=SC2086  # the argument lists split on purpose
+stage "${TEST_TIMEOUT:-200}" tests.log "$PY" -m pytest -q -n "${TEST_WORKERS:-12}" -p no:cacheprovider -rfEs ${TEST_ARGS:-}
+tail -n 5 "$OUT/tests.log" 2>/dev/null
+# shellcheck disable=SC2086
+stage "${PERF_TIMEOUT:-240}" perf.log "$PY" -m perf ${PERF_ARGS:---quick} --out "$OUT"
+tail -n 4 "$OUT/perf.log" 2>/dev/null
+[ -f "$OUT/report.md" ] && grep -A 40 "Geometric-mean" "$OUT/report.md"
+# after perf: its compiled kernels are in Triton's cache by then
+# shellcheck disable=SC2086
+stage "${KT_TIMEOUT:-0}" kernel_times.log "$PY" -m perf.kernel_times ${KT_ARGS:---quick} --out "$OUT"
+grep -E "^\| [a-z_0-9]+ \|" "$OUT/kernel_times.log" 2>/dev/null | cut -c1-150
+stage "${E2E_TIMEOUT:-110}" e2e.log "$PY" -m perf.e2e --quick --out "$OUT"
+tail -n 8 "$OUT/e2e.log" 2>/dev/null
 ls "$OUT"

@@ -96,7 +96,7 @@ def _gemm(case, module, input_dtype, autocast_dtype):
     weight = make_input(weight_shape, torch.float32, low=-1, high=1, generator=torch.Generator().manual_seed(1),
                         requires_grad=True)
     bias = make_input((weight_shape[1] if case == "conv_transpose2d" else weight_shape[0],), torch.float32,
-                      requires_grad=True)
+                      generator=torch.Generator().manual_seed(2), requires_grad=True)  # the same bias for both
     with torch.autocast(DEVICE.type, dtype=autocast_dtype):
         y = fn(module, x, weight, bias)
     y.float().sum().backward()

@@ -111,6 +111,11 @@ def buffers_named(model, suffixes=("running_mean", "running_var", "num_batches_t
     return {name: buffer for name, buffer in model.named_buffers() if name.endswith(suffixes)}
 
 
+@pytest.fixture(autouse=True)
+def exact_fp32_everywhere(exact_fp32):
+    """fp32 convolutions without TF32 on both sides: the tolerances below are fp32's."""
+
+
 # (dtype, atol, rtol): a dozen layers of fp32 BatchNorm / GEMM rounding
 TOLERANCES = [(torch.float32, 1e-4, 1e-4), (torch.float64, 1e-10, 1e-9)]
 

@@ -99,8 +99,13 @@ def test_reproducible_under_manual_seed_and_calls_differ():
     assert not torch.equal(first, second)
 
 
-def test_mask_is_the_same_whatever_the_layout():
-    # keys are logical indices: the same seed drops the same logical elements in any memory layout
+def test_mask_is_the_same_whatever_the_layout(monkeypatch):
+    # keys are logical indices: the same seed drops the same logical elements in any memory layout, whether
+    # a Philox call decides four neighbouring elements (contiguous) or one (the other layouts)
+    import tritonlayers.dropout
+    paths = []
+    in_quads = tritonlayers.dropout.in_quads
+    monkeypatch.setattr(tritonlayers.dropout, "in_quads", lambda *args: paths.append(in_quads(*args)) or paths[-1])
     base = make_input((2, 6, 5, 7), torch.float32, low=1, high=2)
     masks = []
     for x in (base, base.contiguous(memory_format=torch.channels_last), base.transpose(0, 3).contiguous()
@@ -108,6 +113,14 @@ def test_mask_is_the_same_whatever_the_layout():
         torch.manual_seed(7)
         masks.append(TF.dropout(x, 0.5) != 0)
     assert torch.equal(masks[0], masks[1]) and torch.equal(masks[0], masks[2])
+    # with a channel bias, NCHW tiles run along the pixels (fours across columns), channels_last ones along
+    # the channels (one Philox call per element)
+    bias, base = make_input((6, 1, 1), torch.float32, low=1, high=2), base[..., :4]  # 20-pixel maps
+    for x in (base.contiguous(), base.contiguous(memory_format=torch.channels_last), base):
+        torch.manual_seed(7)
+        masks.append(TF.fused_dropout(x, 0.5, bias=bias) != 0)
+    assert torch.equal(masks[3], masks[4]) and torch.equal(masks[3], masks[5])
+    assert {1, 2} <= set(paths) and 0 in paths, paths
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)

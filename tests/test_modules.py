@@ -49,7 +49,7 @@ def test_forward_hooks_fire():
     seen = []
     module.register_forward_hook(lambda mod, args, out: seen.append(out.shape))
     module.register_forward_pre_hook(lambda mod, args: seen.append("pre"))
-    module(torch.randn(2, 3))
+    module(make_input((2, 3), torch.float32))
     assert seen == ["pre", torch.Size([2, 3])]
 
 

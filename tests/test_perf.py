@@ -47,6 +47,16 @@ def test_without_gpu_perf_says_so_and_fails():
     assert "no CUDA GPU" in result.stderr and "--dry-run" in result.stderr
 
 
+def test_kernel_times_dry_run_writes_its_table(tmp_path):
+    result = _run("-m", "perf.kernel_times", "--dry-run", "--ops", "relu,linear_softmax", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads((tmp_path / "kernel_times.json").read_text())
+    assert {(row["impl"], row["direction"]) for row in rows} == {
+        (impl, direction) for impl in ("tritonlayers", "eager") for direction in ("fwd", "fwd+bwd")}
+    assert all(row["host_us"] > 0 for row in rows)
+    assert "| relu |" in result.stdout
+
+
 def test_showcase_checks_every_op_within_tolerance():
     result = _run("-m", "perf.showcase", "--no-timing")  # timing on a GPU compiles 14 graphs: perf covers it
     assert result.returncode == 0, result.stdout + result.stderr

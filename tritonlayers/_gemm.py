@@ -4,11 +4,12 @@ import math
 from typing import NamedTuple
 
 import torch
-import triton
 
 from ._launch import launch_device, sm_count
 from .activation import ActivationSpec
+from .kernels.activation import IDENTITY
 from .kernels.gemm import INTERPRETED, INTERPRETER_CONFIG, gemm_autotuned, gemm_kernel, softmax_epilogue_config
+from .kernels.host_math import cdiv
 
 OPERANDS = ("a", "b", "c", "bias")
 SOFTMAX_IDS = {None: 0, "softmax": 1, "log_softmax": 2}
@@ -67,6 +68,18 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
     """
     if m.total == 0 or n.total == 0 or batch.total == 0:
         return
+    if prologue is None and bias_grad is None and softmax is None and _columns_first(m, n):
+        # C^T = B^T A^T: the same product with C's contiguous dim as N, so tiles store whole rows (a
+        # channels_last convolution's output is contiguous along its channels, which were M)
+        a, b, m, n = b, a, _swap_operands(n), _swap_operands(m)
+        batch, k = _swap_operands(batch), _swap_operands(k)
+        bias_along = {"m": "n", "n": "m", None: None}[bias_along]
+    splits = 1
+    if bias is None and pre is None and softmax is None and (spec.kernel_id == IDENTITY.value or prologue is not None):
+        splits = split_k_factor(batch, m, n, k, a.device)
+    if splits > 1:
+        outputs = (c, bias_grad, batch, m, n)
+        batch, m, n, k, c, bias_grad = _split_k(splits, batch, m, n, k, bias_grad is not None, a)
     bias_like = bias if bias is not None else bias_grad
     args = [a, b, c, bias_like if bias_like is not None else c, pre if pre is not None else c,
             a_saved if a_saved is not None else a, m.total, n.total, k.total,
@@ -91,15 +104,90 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
             gemm_kernel[grid(INTERPRETER_CONFIG)](*args, **INTERPRETER_CONFIG, **constexprs)
         else:
             gemm_autotuned[grid](*args, **constexprs)
+    if splits > 1:
+        _sum_partials(c, bias_grad, *outputs)
+
+
+def _columns_first(m, n):
+    """True when C is contiguous along M but not along N."""
+    return m.strides["c"][2] == 1 and n.strides["c"][2] != 1 and m.total > 1
+
+
+def _swap_operands(axis_):
+    """The axis with A's and B's strides exchanged."""
+    strides = dict(axis_.strides)
+    strides["a"], strides["b"] = axis_.strides["b"], axis_.strides["a"]
+    return axis_._replace(strides=strides)
+
+
+# Split-K: a GEMM whose output tiles cannot fill the GPU (a weight gradient reduces over every pixel into a
+# small C) splits its K axis into chunks run as extra batches, each writing fp32 partials that are summed
+# afterwards: deterministic, unlike atomics.
+SPLIT_K_MIN_DEPTH = 1024  # K per chunk: shorter chunks would move more partials than they save
+SPLIT_K_TILE = 128  # the tile edge the program count is estimated with
+
+
+def split_k_factor(batch, m, n, k, device):
+    """How many chunks to split K into (1: none): enough programs for about two per SM, chunks at least
+    SPLIT_K_MIN_DEPTH deep and dividing K's outermost dim (so each chunk is the same strided walk)."""
+    if batch.levels == 3 or k.levels == 0:
+        return 1
+    programs = cdiv(m.total, SPLIT_K_TILE) * cdiv(n.total, SPLIT_K_TILE) * batch.total
+    most = min(cdiv(2 * sm_count(device), programs), k.total // SPLIT_K_MIN_DEPTH)
+    outer = _outer_size(k)
+    return max((splits for splits in range(1, most + 1) if outer % splits == 0), default=1)
+
+
+def _outer_size(k):
+    return k.total // (k.size1 * k.size2) if k.levels == 3 else k.size1 if k.levels == 2 else k.size2
+
+
+def _split_k(splits, batch, m, n, k, with_bias_grad, a):
+    """(batch, m, n, k, c, bias_grad) for K cut into `splits` chunks that run as an outermost batch level;
+    C and the bias gradient become dense partials (splits, batch, M, N) and (splits, batch, M) in the
+    accumulator's dtype (fp32; fp64 for fp64)."""
+    outer = 3 - k.levels  # the padded index of K's outermost dim
+    chunk = _outer_size(k) // splits
+    sizes = [k.size1, k.size2]
+    if outer > 0:
+        sizes[outer - 1] //= splits
+    k = Axis(k.total // splits, k.levels, *sizes, k.strides)
+    rows, columns = m.total, n.total
+    strides = {op: [chunk * k.strides[op][outer], *batch.strides[op][1:]] for op in ("a", "b")}
+    strides["c"] = [batch.total * rows * columns, batch.size2 * rows * columns, rows * columns]
+    strides["bias"] = [batch.total * rows, batch.size2 * rows, rows]
+    batch = Axis(batch.total * splits, batch.levels + 1, batch.size1, batch.size2, strides)
+    m = m._replace(strides={**m.strides, "c": [m.size1 * m.size2 * columns, m.size2 * columns, columns]})
+    n = n._replace(strides={**n.strides, "c": [n.size1 * n.size2, n.size2, 1]})
+    dtype = torch.float64 if a.dtype == torch.float64 else torch.float32
+    c = torch.empty((splits, batch.total // splits, rows, columns), dtype=dtype, device=a.device)
+    bias_grad = torch.empty((splits, batch.total // splits, rows), dtype=dtype, device=a.device) \
+        if with_bias_grad else None
+    return batch, m, n, k, c, bias_grad
+
+
+def _level_sizes(axis_):
+    return [axis_.total // (axis_.size1 * axis_.size2), axis_.size1, axis_.size2]
+
+
+def _sum_partials(partials, bias_partials, c, bias_grad, batch, m, n):
+    """Sums split-K partials into C (and the bias gradient), walking them with their axes' strides."""
+    sizes = _level_sizes(batch) + _level_sizes(m) + _level_sizes(n)
+    view = c.as_strided(sizes, batch.strides["c"] + m.strides["c"] + n.strides["c"])
+    view.copy_(partials.sum(0).view(sizes))
+    if bias_grad is not None:
+        sizes = _level_sizes(batch) + [m.total]
+        view = bias_grad.as_strided(sizes, batch.strides["bias"] + [1])
+        view.copy_(bias_partials.sum(0).view(sizes))
 
 
 def _grid(rows, columns, batches, device):
     """The launch grid for a tile config: a program per tile and batch, or (PERSISTENT) about one per SM
     spread over the batches, each looping over its share of the tiles."""
     def grid(meta):
-        tiles = triton.cdiv(rows, meta["BLOCK_M"]) * triton.cdiv(columns, meta["BLOCK_N"])
+        tiles = cdiv(rows, meta["BLOCK_M"]) * cdiv(columns, meta["BLOCK_N"])
         if meta.get("PERSISTENT"):
-            tiles = min(tiles, triton.cdiv(sm_count(device), batches))
+            tiles = min(tiles, cdiv(sm_count(device), batches))
         return (tiles, batches)
     return grid
 

@@ -8,6 +8,8 @@ KERNEL_RANK = 4  # strided elementwise kernels decompose flat indices over this 
 def is_dense(tensor):
     """True when the tensor's elements fill its memory span exactly once, in some dim order (contiguous,
     channels_last, permuted views): a flat index then walks memory directly."""
+    if tensor.is_contiguous():  # torch keeps this flag: the common case costs no Python loop
+        return True
     expected = 1
     for size, stride in sorted(zip(tensor.shape, tensor.stride()), key=lambda pair: pair[1]):
         if size == 1:
@@ -21,6 +23,8 @@ def is_dense(tensor):
 def share_dense_layout(*tensors):
     """True when all tensors have one shape and one dense layout, so one flat offset addresses all."""
     first = tensors[0]
+    if all(tensor.is_contiguous() for tensor in tensors) and all(t.shape == first.shape for t in tensors):
+        return True
     if not is_dense(first):
         return False
     for other in tensors[1:]:
@@ -117,6 +121,8 @@ WIDE_INDEX_THRESHOLD = 2**31 - 2**20
 def needs_wide_index(*tensors):
     """True when some element offset of some tensor may not fit int32."""
     for tensor in tensors:
+        if tensor.untyped_storage().nbytes() < WIDE_INDEX_THRESHOLD * tensor.element_size():
+            continue  # every offset from the tensor's start lies inside its storage: a cheap, common answer
         extent = sum((size - 1) * abs(stride) for size, stride in zip(tensor.shape, tensor.stride()) if size > 0)
         if max(extent, tensor.numel()) >= WIDE_INDEX_THRESHOLD:
             return True

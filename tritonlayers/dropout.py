@@ -65,8 +65,21 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
         *(s for tensor_strides in strides for s in tensor_strides), plan.map_size, seed, offset,
         p, scale, spec.param_a, spec.param_b, HAS_BIAS=bias is not None,
         ACTIVATION=spec.kernel_id, BLOCK_R=block_r, BLOCK_C=block_c, WIDE_INDEX=needs_wide_index(*tensors, key),
-        num_warps=num_warps, **constexprs)
+        QUADS=in_quads(plan, strides[-1], block_r, block_c), num_warps=num_warps, **constexprs)
     return partial
+
+
+def in_quads(plan, key_strides, block_r, block_c):
+    """keep_scale_quads' QUADS: 1 (2) when every tile's columns (rows) are aligned fours of consecutive element
+    keys, so one Philox call decides four elements; else 0."""
+    key_group, key_row, key_column = key_strides
+    if plan.map_size != 1 or key_group % 4:
+        return 0
+    if key_column == 1 and key_row % 4 == 0 and block_c % 4 == 0:
+        return 1
+    if key_row == 1 and key_column % 4 == 0 and block_r % 4 == 0:
+        return 2
+    return 0
 
 
 def _compute_dtype(tensor):

@@ -8,17 +8,19 @@ weight-gradient GEMM also sums dz's rows into grad_bias. Softmax heads take the 
 The layer is the op tritonlayers::linear (autograd from register_autograd); the helpers its autograd shares
 with the convolutions live here too.
 """
+import math
 from typing import List, Optional, Tuple
 
 import torch
 
 from ._autocast import lower_precision
 from ._gemm import NO_BATCH, Level, axis, check_same_dtype, gemm
-from ._launch import check_floating, check_tensor
+from ._launch import check_floating, check_tensor, sm_count
 from ._library import custom_op, or_placeholders, records_grad, wanted
 from .activation import ActivationSpec, activation_backward, resolve_activation
 from .softmax import softmax_backward, softmax_forward
 from .kernels.gemm import softmax_epilogue_config
+from .kernels.host_math import cdiv
 
 HEADS = ("softmax", "log_softmax")
 
@@ -58,7 +60,11 @@ def linear_forward(input, weight, bias, spec, head, store_pre):
     if _too_strided((input, "a")):
         input = input.contiguous()  # leading dims that do not merge into three: one copy
     out_features = weight.shape[0]
-    fused_head = head if head is not None and softmax_epilogue_config(out_features) is not None else None
+    config = softmax_epilogue_config(out_features) if head is not None else None
+    # The fused head runs one program per BLOCK_M rows: with fewer of them than a quarter of the SMs (a
+    # classifier at batch 256) the GPU idles, and a plain GEMM then the softmax kernel is faster.
+    row_tiles = cdiv(math.prod(input.shape[:-1]), config[0]) if config is not None else 0
+    fused_head = head if config is not None and row_tiles >= max(1, sm_count(input.device) // 4) else None
     m = _rows((input, "a"), (output, "c"))
     n = axis(Level(out_features, {"b": weight.stride(0), "c": output.stride(-1)}))
     k = axis(Level(input.shape[-1], {"a": input.stride(-1), "b": weight.stride(1)}))

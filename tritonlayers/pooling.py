@@ -9,11 +9,11 @@ of torch's int64 indices, which are only produced when asked for.
 from typing import List, Optional, Tuple
 
 import torch
-import triton
 
 from ._launch import check_floating, check_tensor, launch_device
 from ._layout import needs_wide_index
 from ._library import custom_op, or_placeholders, records_grad
+from .kernels.host_math import cdiv
 from .kernels.pooling import (MODE_IDS, WINDOW_BLOCK, global_pool_backward_kernel, global_pool_config,
                               global_pool_forward_kernel, pool2d_backward_kernel, pool2d_forward_kernel)
 
@@ -176,7 +176,7 @@ def pool_forward(input, plan, save_position, return_indices):
         view = _global_view(input) if plan.is_global else None
         if view is not None:
             block_c, block_s, num_warps = global_pool_config(channels, height * width, view[1] == 1)
-            grid = (batch * triton.cdiv(channels, block_c),)
+            grid = (batch * cdiv(channels, block_c),)
             global_pool_forward_kernel[grid](
                 input, output, position if position is not None else output, indices if indices is not None else output,
                 channels, height * width, *view, output.stride(0), output.stride(1), IS_MAX=is_max,
@@ -184,7 +184,7 @@ def pool_forward(input, plan, save_position, return_indices):
                 BLOCK_S=block_s, num_warps=num_warps)
         else:
             numel = output.numel()
-            pool2d_forward_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+            pool2d_forward_kernel[(cdiv(numel, WINDOW_BLOCK),)](
                 input, output, position if position is not None else output, indices if indices is not None else output,
                 numel, channels, height, width, *plan.out_size, *input.stride(), *output.stride(), *_window_args(plan),
                 SAVE_POSITION=position is not None, RETURN_INDICES=indices is not None,
@@ -210,14 +210,14 @@ def pool_backward(grad_output, position, plan, input_shape, input_format):
         view = _global_view(grad_input) if plan.is_global else None
         if view is not None:
             block_c, block_s, num_warps = global_pool_config(channels, height * width, view[1] == 1)
-            global_pool_backward_kernel[(batch * triton.cdiv(channels, block_c),)](
+            global_pool_backward_kernel[(batch * cdiv(channels, block_c),)](
                 grad_output, position if position is not None else grad_output, grad_input, channels, height * width,
                 grad_output.stride(0), grad_output.stride(1), *view, IS_MAX=is_max, BLOCK_C=block_c, BLOCK_S=block_s,
                 num_warps=num_warps)
         else:
             numel = grad_input.numel()
             reach_h, reach_w = plan.reach()
-            pool2d_backward_kernel[(triton.cdiv(numel, WINDOW_BLOCK),)](
+            pool2d_backward_kernel[(cdiv(numel, WINDOW_BLOCK),)](
                 grad_output, position if position is not None else grad_output, grad_input, numel, channels, height,
                 width, *plan.out_size, *grad_output.stride(), *grad_input.stride(), *_window_args(plan),
                 REACH_H=reach_h, REACH_W=reach_w, CHANNELS_LAST=input_format == torch.channels_last,
