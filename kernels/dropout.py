@@ -1,11 +1,11 @@
 """Mask-free dropout: element-wise or channel-wise, fused with bias, activation and residual.
 
-No mask is stored. Each keep decision is one Philox draw keyed by torch's seed, at counter
-`offset + key // map_size`: `key` is the element's logical (row-major) index, so forward and backward
-regenerate the same mask whatever the layouts of the tensors they touch; map_size is 1 for element-wise
-dropout and the size of a feature map for channel-wise dropout (key // map_size is then n * C + c). Every
-element (or map) of a call, and every call (the host advances torch's offset past what a call uses), gets
-its own counter.
+No mask is stored. Each keep decision is one Philox draw keyed by torch's seed: unit u = key // map_size
+takes draw u % 4 of the Philox call at counter `offset + u // 4`. `key` is the element's logical
+(row-major) index, so forward and backward regenerate the same mask whatever the layouts of the tensors
+they touch; map_size is 1 for element-wise dropout and the size of a feature map for channel-wise dropout
+(u is then n * C + c). Every element (or map) of a call, and every call (the host advances torch's offset
+past what a call uses), gets its own draw.
 
 Tensors are walked as tiles of a (groups, rows, columns) view (tiles.py) with rows the dim a bias runs along
 (else the most contiguous one), so bias gradients are summed in registers and written once per program.
@@ -23,9 +23,11 @@ STREAM_TAG = tl.constexpr(0x746C6179)
 
 
 @triton.jit
-def _philox4(unit, seed, offset):
-    """The four 32-bit draws of Philox at counter offset + unit // 4 (torch's offset counts draws)."""
-    counter = (unit // 4).to(tl.int64) + offset
+def _philox4(unit, seed, offset_low, offset_high):
+    """The four 32-bit draws of Philox at counter offset + unit // 4, the offset passed as two 31-bit words:
+    as one int it would turn from int32 to int64 once torch's offset passes 2**31, recompiling the kernels
+    mid-training."""
+    counter = (unit // 4).to(tl.int64) + (offset_high.to(tl.int64) << 31) + offset_low
     zero = counter.to(tl.uint32) * 0
     return tl.philox(seed, counter.to(tl.uint32), (counter >> 32).to(tl.uint32), zero, zero + STREAM_TAG)
 
@@ -36,28 +38,28 @@ def _keep(draw, p, scale):
 
 
 @triton.jit
-def keep_scale(key, seed, offset, p, scale, map_size):
+def keep_scale(key, seed, offset_low, offset_high, p, scale, map_size):
     """scale where an element is kept (probability 1 - p), else 0, for a tile of keys. Unit u = key //
     map_size (map_size == 1 specializes to no division) is decided by draw u % 4 of the Philox call at u // 4,
     so every element of a map gets the same decision. One Philox call per element here: keep_scale_quads
     makes the same decisions with one per four."""
     unit = key // map_size
-    r0, r1, r2, r3 = _philox4(unit, seed, offset)
+    r0, r1, r2, r3 = _philox4(unit, seed, offset_low, offset_high)
     lane = unit % 4
     return _keep(tl.where(lane == 0, r0, tl.where(lane == 1, r1, tl.where(lane == 2, r2, r3))), p, scale)
 
 
 @triton.jit
-def _draws_in_fours(quads, seed, offset, SIZE0: tl.constexpr, SIZE1: tl.constexpr):
+def _draws_in_fours(quads, seed, offset_low, offset_high, SIZE0: tl.constexpr, SIZE1: tl.constexpr):
     """The four draws of Philox calls `quads` (SIZE0 x SIZE1), in order along a new last dim of size 4."""
-    r0, r1, r2, r3 = _philox4(quads * 4, seed, offset)
+    r0, r1, r2, r3 = _philox4(quads * 4, seed, offset_low, offset_high)
     fours = tl.join(tl.join(r0, r2), tl.join(r1, r3))  # [..., 2, 2]: flattened, r0 r1 r2 r3
     return tl.reshape(fours, (SIZE0, SIZE1, 4))
 
 
 @triton.jit
 def keep_scale_quads(group, rows, columns, row_start, column_start, key_group_stride, key_row_stride,
-                     key_column_stride, seed, offset, p, scale, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+                     key_column_stride, seed, offset_low, offset_high, p, scale, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
                      QUADS: tl.constexpr):
     """keep_scale's decisions for an element-wise [rows, columns] tile with one Philox call per four keys.
     QUADS 1: keys run along the columns (key_column_stride 1; the group and row strides, column_start and
@@ -66,29 +68,30 @@ def keep_scale_quads(group, rows, columns, row_start, column_start, key_group_st
     if QUADS == 1:
         first_keys = group * key_group_stride + rows * key_row_stride
         quads = (first_keys // 4)[:, None] + (column_start // 4 + tl.arange(0, BLOCK_C // 4))[None, :]
-        draws = tl.reshape(_draws_in_fours(quads, seed, offset, BLOCK_R, BLOCK_C // 4), (BLOCK_R, BLOCK_C))
+        draws = tl.reshape(_draws_in_fours(quads, seed, offset_low, offset_high, BLOCK_R, BLOCK_C // 4), (BLOCK_R, BLOCK_C))
     else:
         first_keys = group * key_group_stride + columns * key_column_stride
         quads = (row_start // 4 + tl.arange(0, BLOCK_R // 4))[:, None] + (first_keys // 4)[None, :]
-        fours = _draws_in_fours(quads, seed, offset, BLOCK_R // 4, BLOCK_C)
+        fours = _draws_in_fours(quads, seed, offset_low, offset_high, BLOCK_R // 4, BLOCK_C)
         draws = tl.reshape(tl.permute(fours, (0, 2, 1)), (BLOCK_R, BLOCK_C))
     return _keep(draws, p, scale)
 
 
 @triton.jit
 def _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride, key_row_stride, key_column_stride,
-                     map_size, seed, offset, p, scale, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+                     map_size, seed, offset_low, offset_high, p, scale, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
                      QUADS: tl.constexpr):
     if QUADS != 0:
         return keep_scale_quads(group, rows, columns, tl.program_id(0) * BLOCK_R,
                                 (tile % tl.cdiv(num_columns, BLOCK_C)) * BLOCK_C, key_group_stride,
-                                key_row_stride, key_column_stride, seed, offset, p, scale, BLOCK_R, BLOCK_C, QUADS)
+                                key_row_stride, key_column_stride, seed, offset_low, offset_high, p, scale, BLOCK_R, BLOCK_C, QUADS)
     else:
         key = tile_offsets(group, rows, columns, key_group_stride, key_row_stride, key_column_stride)
-        return keep_scale(key, seed, offset, p, scale, map_size)
+        return keep_scale(key, seed, offset_low, offset_high, p, scale, map_size)
 
 
-@triton.jit
+# seed and offset change from call to call: specializing on their values would compile new variants
+@triton.jit(do_not_specialize=["seed", "offset_low", "offset_high"])
 def dropout_forward_kernel(
     input_ptr, residual_ptr, output_ptr, bias_ptr,
     num_groups, num_rows, num_columns, tiles_per_program,
@@ -96,7 +99,7 @@ def dropout_forward_kernel(
     residual_group_stride, residual_row_stride, residual_column_stride,
     output_group_stride, output_row_stride, output_column_stride,
     key_group_stride, key_row_stride, key_column_stride,
-    map_size, seed, offset, p, scale, param_a, param_b,
+    map_size, seed, offset_low, offset_high, p, scale, param_a, param_b,
     DROPOUT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
     ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
     QUADS: tl.constexpr,
@@ -116,7 +119,7 @@ def dropout_forward_kernel(
         y = apply_activation(x, ACTIVATION, param_a, param_b)
         if DROPOUT:
             y = y * _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride, key_row_stride,
-                                     key_column_stride, map_size, seed, offset, p, scale, BLOCK_R, BLOCK_C, QUADS)
+                                     key_column_stride, map_size, seed, offset_low, offset_high, p, scale, BLOCK_R, BLOCK_C, QUADS)
         if HAS_RESIDUAL:
             residual = tl.load(residual_ptr + tile_offsets(group, rows, columns, residual_group_stride,
                                                        residual_row_stride, residual_column_stride), mask=mask)
@@ -125,7 +128,7 @@ def dropout_forward_kernel(
                                        output_column_stride), y.to(output_ptr.dtype.element_ty), mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["seed", "offset_low", "offset_high"])
 def dropout_backward_kernel(
     grad_output_ptr, input_ptr, grad_input_ptr, bias_ptr, bias_partial_ptr,
     num_groups, num_rows, num_columns, tiles_per_program,
@@ -133,7 +136,7 @@ def dropout_backward_kernel(
     input_group_stride, input_row_stride, input_column_stride,
     grad_input_group_stride, grad_input_row_stride, grad_input_column_stride,
     key_group_stride, key_row_stride, key_column_stride,
-    map_size, seed, offset, p, scale, param_a, param_b,
+    map_size, seed, offset_low, offset_high, p, scale, param_a, param_b,
     DROPOUT: tl.constexpr, HAS_BIAS: tl.constexpr, BIAS_GRAD: tl.constexpr,
     ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
     QUADS: tl.constexpr,
@@ -153,7 +156,7 @@ def dropout_backward_kernel(
             mask=mask, other=0))
         if DROPOUT:
             grad = grad * _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride,
-                                           key_row_stride, key_column_stride, map_size, seed, offset, p, scale,
+                                           key_row_stride, key_column_stride, map_size, seed, offset_low, offset_high, p, scale,
                                            BLOCK_R, BLOCK_C, QUADS)
         if ACTIVATION != IDENTITY:
             x = tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,

@@ -253,3 +253,17 @@ def test_integer_input_raises_when_dropout_applies():
     with pytest.raises(RuntimeError, match="'input' has dtype torch.int64"):
         TF.dropout(x, 0.5)
     assert TF.dropout(x, 0.5, training=False) is x  # torch returns it untouched
+
+
+@pytest.mark.parametrize("offset", [2**31 - 1, 2**32 - 1, 2**40 + 7])
+def test_offsets_past_int32_continue_the_stream(offset):
+    """The Philox offset reaches the kernels as two 31-bit words (as one int it would change the kernels'
+    argument type mid-training). Counter = offset + unit // 4, so offset + 1 decides unit u as offset decides
+    u + 4: masks across a word boundary must line up shifted by four."""
+    from tritonlayers.dropout import DropoutPlan, dropout_forward
+    x = torch.ones(4096, device=DEVICE)
+    plan = DropoutPlan((4096,), 0)
+    before = dropout_forward(x, 0.5, plan, 1234, offset) != 0
+    after = dropout_forward(x, 0.5, plan, 1234, offset + 1) != 0
+    assert torch.equal(after[:-4], before[4:])
+    assert 0.4 < after.float().mean().item() < 0.6

@@ -1,5 +1,6 @@
 """Host side of the GEMM core: describe each axis (batch, M, N, K) as tensor dims with a stride per operand,
 merge the dims that line up, and launch gemm_kernel with autotuned tiles (or the softmax epilogue's)."""
+import functools
 import math
 from typing import NamedTuple
 
@@ -34,20 +35,28 @@ class Axis(NamedTuple):
 def axis(*levels):
     """Axis from Levels, outermost first: size-1 dims dropped, neighbours merged where every operand's outer
     stride equals its inner stride times the inner size."""
+    return _merged_axis(tuple((level.size, tuple(level.strides.get(op, 0) for op in OPERANDS)) for level in levels))
+
+
+@functools.lru_cache(maxsize=4096)
+def _merged_axis(levels):
+    """axis() on hashable levels ((size, strides in OPERANDS order), ...): cached, since every call of a layer
+    builds the same axes (the merging was a large share of a GEMM call's host time). The result's strides
+    are tuples: it is shared."""
     kept = []
-    for level in levels:
-        if level.size == 1:
+    for size, strides in levels:
+        if size == 1:
             continue
-        if kept and all(kept[-1].strides.get(op, 0) == level.strides.get(op, 0) * level.size for op in OPERANDS):
-            kept[-1] = Level(kept[-1].size * level.size, level.strides)
+        if kept and all(outer == inner * size for outer, inner in zip(kept[-1][1], strides)):
+            kept[-1] = (kept[-1][0] * size, strides)
         else:
-            kept.append(level)
+            kept.append((size, strides))
     if len(kept) > 3:
         raise ValueError(f"a GEMM axis spans {len(kept)} unmergeable dims; at most 3 are supported")
-    total = math.prod(level.size for level in kept)
-    padded = [Level(1, {})] * (3 - len(kept)) + kept
-    strides = {op: [level.strides.get(op, 0) for level in padded] for op in OPERANDS}
-    return Axis(total, max(1, len(kept)), padded[1].size, padded[2].size, strides)
+    total = math.prod(size for size, _ in kept)
+    padded = [(1, (0,) * len(OPERANDS))] * (3 - len(kept)) + kept
+    strides = {op: tuple(level_strides[i] for _, level_strides in padded) for i, op in enumerate(OPERANDS)}
+    return Axis(total, max(1, len(kept)), padded[1][0], padded[2][0], strides)
 
 
 def input_precision(dtype, allow_tf32):
@@ -173,11 +182,11 @@ def _level_sizes(axis_):
 def _sum_partials(partials, bias_partials, c, bias_grad, batch, m, n):
     """Sums split-K partials into C (and the bias gradient), walking them with their axes' strides."""
     sizes = _level_sizes(batch) + _level_sizes(m) + _level_sizes(n)
-    view = c.as_strided(sizes, batch.strides["c"] + m.strides["c"] + n.strides["c"])
+    view = c.as_strided(sizes, [*batch.strides["c"], *m.strides["c"], *n.strides["c"]])
     view.copy_(partials.sum(0).view(sizes))
     if bias_grad is not None:
         sizes = _level_sizes(batch) + [m.total]
-        view = bias_grad.as_strided(sizes, batch.strides["bias"] + [1])
+        view = bias_grad.as_strided(sizes, [*batch.strides["bias"], 1])
         view.copy_(bias_partials.sum(0).view(sizes))
 
 

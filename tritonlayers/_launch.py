@@ -1,6 +1,7 @@
 """Where kernels run: CUDA tensors run compiled kernels, CPU tensors run the same kernels through Triton's
 interpreter when TRITON_INTERPRET=1 was set before the kernels were defined."""
 import contextlib
+import functools
 
 import torch
 from triton.runtime.interpreter import InterpretedFunction
@@ -58,5 +59,10 @@ def sm_count(device):
     """Streaming multiprocessors of a CUDA device; the interpreter runs programs one after another, so CPU
     launches want few, long programs."""
     if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
+        return _cuda_sm_count(device.index if device.index is not None else torch.cuda.current_device())
     return 4
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_sm_count(index):
+    return torch.cuda.get_device_properties(index).multi_processor_count

@@ -71,8 +71,7 @@ def _finish_bias_grad(needs_bias, spec, buffer, grad, a_saved, prologue, weight,
 
 def _forward_outputs(shape, input, store_pre):
     """(output, pre-activation or None), in the input's memory format."""
-    output = torch.empty(shape, dtype=input.dtype, device=input.device).contiguous(
-        memory_format=_memory_format(input))
+    output = torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=_memory_format(input))
     return output, torch.empty_like(output) if store_pre else None
 
 

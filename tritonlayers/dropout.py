@@ -20,6 +20,7 @@ from .kernels.dropout import dropout_backward_kernel, dropout_forward_kernel
 from .kernels.tiles import split_columns, tile_launch_config
 
 FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+OFFSET_LOW_MASK = 2**31 - 1  # the Philox offset goes to the kernels as two int32 words (see _philox4)
 
 
 class DropoutPlan(NamedTuple):
@@ -62,7 +63,8 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
     scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
     kernel[(row_blocks, splits)](
         *tensors, *pointers, num_groups, num_rows, num_columns, tiles_per_program,
-        *(s for tensor_strides in strides for s in tensor_strides), plan.map_size, seed, offset,
+        *(s for tensor_strides in strides for s in tensor_strides), plan.map_size, seed, offset & OFFSET_LOW_MASK,
+        offset >> 31,
         p, scale, spec.param_a, spec.param_b, HAS_BIAS=bias is not None,
         ACTIVATION=spec.kernel_id, BLOCK_R=block_r, BLOCK_C=block_c, WIDE_INDEX=needs_wide_index(*tensors, key),
         QUADS=in_quads(plan, strides[-1], block_r, block_c), num_warps=num_warps, **constexprs)

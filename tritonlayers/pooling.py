@@ -159,7 +159,7 @@ def pool_outputs(input, plan, save_position, return_indices):
     """(output, position or None, indices or None) buffers, in the input's memory format."""
     format = torch.channels_last if _channels_last(input) else torch.contiguous_format
     shape = (*input.shape[:2], *plan.out_size)
-    output = torch.empty(shape, dtype=input.dtype, device=input.device).contiguous(memory_format=format)
+    output = torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=format)
     position = torch.empty_like(output, dtype=plan.position_dtype()) if save_position and _is_max(plan) else None
     indices = torch.empty_like(output, dtype=torch.int64) if return_indices else None
     return output, position, indices
@@ -194,8 +194,7 @@ def pool_forward(input, plan, save_position, return_indices):
 
 
 def _grad_input_buffer(grad_output, input_shape, input_format):
-    return torch.empty(input_shape, dtype=grad_output.dtype, device=grad_output.device).contiguous(
-        memory_format=input_format)
+    return torch.empty(input_shape, dtype=grad_output.dtype, device=grad_output.device, memory_format=input_format)
 
 
 def pool_backward(grad_output, position, plan, input_shape, input_format):
