@@ -187,9 +187,11 @@ def batch_norm_backward_reduce_kernel(
     mean, invstd, weight, bias = channel_parameters(channels, channels < num_channels, mean_ptr, invstd_ptr,
                                                     weight_ptr, bias_ptr, eps, input_ptr, USE_RUNNING, HAS_WEIGHT,
                                                     HAS_BIAS, BLOCK_R)
-    sum_dz = compute_full(0.0, input_ptr, BLOCK_R)
-    sum_dz_xhat = compute_full(0.0, input_ptr, BLOCK_R)
-    count = compute_full(0.0, input_ptr, BLOCK_R)
+    # per-lane sums, reduced across the tile once at the end: a reduction per tile crosses warps when the
+    # channels are the contiguous dim (channels_last), and its barriers cost more than the loads
+    lanes_dz = tl.zeros((BLOCK_R, BLOCK_C), dtype=mean.dtype)
+    lanes_dz_xhat = tl.zeros((BLOCK_R, BLOCK_C), dtype=mean.dtype)
+    lanes_count = tl.zeros((BLOCK_R, BLOCK_C), dtype=mean.dtype)
     first_tile, last_tile = program_tiles(num_groups, num_columns, tiles_per_program, BLOCK_C)
     for tile in range(first_tile, last_tile):
         group, rows, columns = tile_coordinates(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
@@ -200,11 +202,11 @@ def batch_norm_backward_reduce_kernel(
             input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride, input_column_stride),
             saved_ptr + tile_offsets(group, rows, columns, saved_group_stride, saved_row_stride, saved_column_stride),
             mask, mean, invstd, weight, bias, ACTIVATION, SAVED_IS_OUTPUT, HAS_RESIDUAL, param_a, param_b)
-        sum_dz += tl.sum(dz, axis=1)
-        sum_dz_xhat += tl.sum(dz * xhat, axis=1)
-        count += tl.sum(mask.to(count.dtype), axis=1)
-    store_sums(partial_ptr + tl.program_id(1) * 3 * num_channels, channels, num_channels, sum_dz, sum_dz_xhat,
-               count)
+        lanes_dz += dz
+        lanes_dz_xhat += dz * xhat
+        lanes_count += mask.to(lanes_count.dtype)
+    store_sums(partial_ptr + tl.program_id(1) * 3 * num_channels, channels, num_channels, tl.sum(lanes_dz, axis=1),
+               tl.sum(lanes_dz_xhat, axis=1), tl.sum(lanes_count, axis=1))
 
 
 @triton.jit

@@ -54,19 +54,37 @@ def batch_norm_stats_kernel(
     input_group_stride, input_row_stride, input_column_stride,
     BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
 ):
-    """(count, mean, M2) of BLOCK_R channels over this program's column tiles -> partial[split, :, channels]."""
+    """(count, mean, M2) of BLOCK_R channels over this program's column tiles -> partial[split, :, channels].
+
+    Each lane sums (x - shift) and its square, with shift a channel's mean over the program's first tile, and
+    the lanes are reduced once at the end: per-tile reductions cross warps when the channels are the
+    contiguous dim (channels_last), and their barriers cost more than the loads. The shift keeps the sums
+    free of cancellation (a channel with mean 1e4 and std 1 sums values of order 1)."""
     pid_rows = tl.program_id(0)
     first_tile, last_tile = program_tiles(num_groups, num_columns, tiles_per_program, BLOCK_C)
-    count = compute_full(0.0, input_ptr, BLOCK_R)
-    mean = compute_full(0.0, input_ptr, BLOCK_R)
-    m2 = compute_full(0.0, input_ptr, BLOCK_R)
+    group, rows, columns = tile_coordinates(pid_rows, first_tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
+    first_columns = tl.where(first_tile < last_tile, num_columns, 0)  # a program with no tile: no shift
+    mask = (rows[:, None] < num_channels) & (columns[None, :] < first_columns)
+    x = to_compute_dtype(tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
+                                                          input_column_stride), mask=mask, other=0))
+    shift = tl.sum(x, axis=1) / tl.maximum(tl.sum(mask.to(x.dtype), axis=1), 1)
+    lanes_count = tl.zeros((BLOCK_R, BLOCK_C), dtype=x.dtype)
+    lanes_sum = tl.zeros((BLOCK_R, BLOCK_C), dtype=x.dtype)
+    lanes_squares = tl.zeros((BLOCK_R, BLOCK_C), dtype=x.dtype)
     for tile in range(first_tile, last_tile):
         group, rows, columns = tile_coordinates(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
         mask = (rows[:, None] < num_channels) & (columns[None, :] < num_columns)
         x = to_compute_dtype(tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride,
                                                               input_row_stride, input_column_stride), mask=mask))
-        tile_count, tile_mean, tile_m2 = tile_welford(x, mask)
-        count, mean, m2 = chan_merge(count, mean, m2, tile_count, tile_mean, tile_m2)
+        centered = tl.where(mask, x - shift[:, None], 0)
+        lanes_count += mask.to(x.dtype)
+        lanes_sum += centered
+        lanes_squares += centered * centered
+    count = tl.sum(lanes_count, axis=1)
+    total = tl.sum(lanes_sum, axis=1)
+    safe_count = tl.maximum(count, 1)
+    mean = shift + total / safe_count
+    m2 = tl.maximum(tl.sum(lanes_squares, axis=1) - total * total / safe_count, 0)
     rows = pid_rows * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < num_channels
     out = partial_ptr + tl.program_id(1) * 3 * num_channels + rows
