@@ -41,8 +41,8 @@ def _keep(draw, p, scale):
 def keep_scale(key, seed, offset_low, offset_high, p, scale, map_size):
     """scale where an element is kept (probability 1 - p), else 0, for a tile of keys. Unit u = key //
     map_size (map_size == 1 specializes to no division) is decided by draw u % 4 of the Philox call at u // 4,
-    so every element of a map gets the same decision. One Philox call per element here: keep_scale_quads
-    makes the same decisions with one per four."""
+    so every element of a map gets the same decision. One Philox call per element here; _tile_keep_scale's
+    other modes make the same decisions with fewer."""
     unit = key // map_size
     r0, r1, r2, r3 = _philox4(unit, seed, offset_low, offset_high)
     lane = unit % 4
@@ -57,34 +57,34 @@ def _draws_in_fours(quads, seed, offset_low, offset_high, SIZE0: tl.constexpr, S
     return tl.reshape(fours, (SIZE0, SIZE1, 4))
 
 
-@triton.jit
-def keep_scale_quads(group, rows, columns, row_start, column_start, key_group_stride, key_row_stride,
-                     key_column_stride, seed, offset_low, offset_high, p, scale, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
-                     QUADS: tl.constexpr):
-    """keep_scale's decisions for an element-wise [rows, columns] tile with one Philox call per four keys.
-    QUADS 1: keys run along the columns (key_column_stride 1; the group and row strides, column_start and
-    the tile's width multiples of 4); QUADS 2: likewise along the rows. Philox is the kernel's dominant
-    arithmetic, so this is most of its cost."""
-    if QUADS == 1:
-        first_keys = group * key_group_stride + rows * key_row_stride
-        quads = (first_keys // 4)[:, None] + (column_start // 4 + tl.arange(0, BLOCK_C // 4))[None, :]
-        draws = tl.reshape(_draws_in_fours(quads, seed, offset_low, offset_high, BLOCK_R, BLOCK_C // 4), (BLOCK_R, BLOCK_C))
-    else:
-        first_keys = group * key_group_stride + columns * key_column_stride
-        quads = (row_start // 4 + tl.arange(0, BLOCK_R // 4))[:, None] + (first_keys // 4)[None, :]
-        fours = _draws_in_fours(quads, seed, offset_low, offset_high, BLOCK_R // 4, BLOCK_C)
-        draws = tl.reshape(tl.permute(fours, (0, 2, 1)), (BLOCK_R, BLOCK_C))
-    return _keep(draws, p, scale)
+# _tile_keep_scale's modes (the host picks one per launch: tritonlayers/dropout.py draw_mode)
+PER_ELEMENT = tl.constexpr(0)  # one Philox call per element, any keys
+FOURS_ALONG_COLUMNS = tl.constexpr(1)  # element keys in aligned fours along the columns
+FOURS_ALONG_ROWS = tl.constexpr(2)  # likewise along the rows
+MAP_PER_ROW = tl.constexpr(3)  # channel-wise: each tile row lies in one map (the columns span one map)
 
 
 @triton.jit
 def _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride, key_row_stride, key_column_stride,
                      map_size, seed, offset_low, offset_high, p, scale, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
-                     QUADS: tl.constexpr):
-    if QUADS != 0:
-        return keep_scale_quads(group, rows, columns, tl.program_id(0) * BLOCK_R,
-                                (tile % tl.cdiv(num_columns, BLOCK_C)) * BLOCK_C, key_group_stride,
-                                key_row_stride, key_column_stride, seed, offset_low, offset_high, p, scale, BLOCK_R, BLOCK_C, QUADS)
+                     DRAWS: tl.constexpr):
+    """keep_scale's decisions for a [rows, columns] tile. Philox is the kernel's dominant arithmetic: the
+    fours modes make one call per four elements (strides, tile starts and sizes multiples of 4), the map mode
+    one per row."""
+    if DRAWS == FOURS_ALONG_COLUMNS:
+        column_start = (tile % tl.cdiv(num_columns, BLOCK_C)) * BLOCK_C
+        first_keys = group * key_group_stride + rows * key_row_stride
+        quads = (first_keys // 4)[:, None] + (column_start // 4 + tl.arange(0, BLOCK_C // 4))[None, :]
+        fours = _draws_in_fours(quads, seed, offset_low, offset_high, BLOCK_R, BLOCK_C // 4)
+        return _keep(tl.reshape(fours, (BLOCK_R, BLOCK_C)), p, scale)
+    elif DRAWS == FOURS_ALONG_ROWS:
+        first_keys = group * key_group_stride + columns * key_column_stride
+        quads = (tl.program_id(0) * BLOCK_R // 4 + tl.arange(0, BLOCK_R // 4))[:, None] + (first_keys // 4)[None, :]
+        fours = _draws_in_fours(quads, seed, offset_low, offset_high, BLOCK_R // 4, BLOCK_C)
+        return _keep(tl.reshape(tl.permute(fours, (0, 2, 1)), (BLOCK_R, BLOCK_C)), p, scale)
+    elif DRAWS == MAP_PER_ROW:
+        return keep_scale(group * key_group_stride + rows * key_row_stride, seed, offset_low, offset_high, p, scale,
+                          map_size)[:, None]
     else:
         key = tile_offsets(group, rows, columns, key_group_stride, key_row_stride, key_column_stride)
         return keep_scale(key, seed, offset_low, offset_high, p, scale, map_size)
@@ -102,7 +102,7 @@ def dropout_forward_kernel(
     map_size, seed, offset_low, offset_high, p, scale, param_a, param_b,
     DROPOUT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
     ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
-    QUADS: tl.constexpr,
+    DRAWS: tl.constexpr,
 ):
     """output = residual + dropout(activation(input + bias)), each part optional."""
     pid_rows = tl.program_id(0)
@@ -119,7 +119,8 @@ def dropout_forward_kernel(
         y = apply_activation(x, ACTIVATION, param_a, param_b)
         if DROPOUT:
             y = y * _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride, key_row_stride,
-                                     key_column_stride, map_size, seed, offset_low, offset_high, p, scale, BLOCK_R, BLOCK_C, QUADS)
+                                     key_column_stride, map_size, seed, offset_low, offset_high, p, scale,
+                                     BLOCK_R, BLOCK_C, DRAWS)
         if HAS_RESIDUAL:
             residual = tl.load(residual_ptr + tile_offsets(group, rows, columns, residual_group_stride,
                                                        residual_row_stride, residual_column_stride), mask=mask)
@@ -139,7 +140,7 @@ def dropout_backward_kernel(
     map_size, seed, offset_low, offset_high, p, scale, param_a, param_b,
     DROPOUT: tl.constexpr, HAS_BIAS: tl.constexpr, BIAS_GRAD: tl.constexpr,
     ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
-    QUADS: tl.constexpr,
+    DRAWS: tl.constexpr,
 ):
     """grad_input = activation'(input + bias) * mask * scale * grad_output, the mask regenerated from the
     seed. BIAS_GRAD: this program's column sum of grad_input per row goes to bias_partial[pid_split, row]
@@ -156,8 +157,8 @@ def dropout_backward_kernel(
             mask=mask, other=0))
         if DROPOUT:
             grad = grad * _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride,
-                                           key_row_stride, key_column_stride, map_size, seed, offset_low, offset_high, p, scale,
-                                           BLOCK_R, BLOCK_C, QUADS)
+                                           key_row_stride, key_column_stride, map_size, seed, offset_low,
+                                           offset_high, p, scale, BLOCK_R, BLOCK_C, DRAWS)
         if ACTIVATION != IDENTITY:
             x = tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
                                              input_column_stride), mask=mask, other=0)

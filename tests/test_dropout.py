@@ -101,11 +101,11 @@ def test_reproducible_under_manual_seed_and_calls_differ():
 
 def test_mask_is_the_same_whatever_the_layout(monkeypatch):
     # keys are logical indices: the same seed drops the same logical elements in any memory layout, whether
-    # a Philox call decides four neighbouring elements (contiguous) or one (the other layouts)
+    # a Philox call decides four neighbouring elements (contiguous), a map's row or one element
     import tritonlayers.dropout
     paths = []
-    in_quads = tritonlayers.dropout.in_quads
-    monkeypatch.setattr(tritonlayers.dropout, "in_quads", lambda *args: paths.append(in_quads(*args)) or paths[-1])
+    draw_mode = tritonlayers.dropout.draw_mode
+    monkeypatch.setattr(tritonlayers.dropout, "draw_mode", lambda *args: paths.append(draw_mode(*args)) or paths[-1])
     base = make_input((2, 6, 5, 7), torch.float32, low=1, high=2)
     masks = []
     for x in (base, base.contiguous(memory_format=torch.channels_last), base.transpose(0, 3).contiguous()
@@ -120,7 +120,13 @@ def test_mask_is_the_same_whatever_the_layout(monkeypatch):
         torch.manual_seed(7)
         masks.append(TF.fused_dropout(x, 0.5, bias=bias) != 0)
     assert torch.equal(masks[3], masks[4]) and torch.equal(masks[3], masks[5])
-    assert {1, 2} <= set(paths) and 0 in paths, paths
+    # channel-wise: NCHW decides element by element, channels_last tiles with one draw per (n, c) row
+    maps = make_input((3, 5, 4, 7), torch.float32, low=1, high=2)
+    for x in (maps, maps.contiguous(memory_format=torch.channels_last)):
+        torch.manual_seed(7)
+        masks.append(TF.dropout2d(x, 0.5) != 0)
+    assert torch.equal(masks[6], masks[7])
+    assert {1, 2, 3} <= set(paths) and 0 in paths, paths
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)

@@ -16,7 +16,8 @@ from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
 from ._library import below_autograd, custom_op, empty_placeholder, mark_written, or_placeholders, writing_op
 from ._random import draw_seed_offset, seed_offset_values
 from .activation import ActivationSpec, resolve_activation
-from .kernels.dropout import dropout_backward_kernel, dropout_forward_kernel
+from .kernels.dropout import (FOURS_ALONG_COLUMNS, FOURS_ALONG_ROWS, MAP_PER_ROW, PER_ELEMENT,
+                              dropout_backward_kernel, dropout_forward_kernel)
 from .kernels.tiles import split_columns, tile_launch_config
 
 FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -67,21 +68,24 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
         offset >> 31,
         p, scale, spec.param_a, spec.param_b, HAS_BIAS=bias is not None,
         ACTIVATION=spec.kernel_id, BLOCK_R=block_r, BLOCK_C=block_c, WIDE_INDEX=needs_wide_index(*tensors, key),
-        QUADS=in_quads(plan, strides[-1], block_r, block_c), num_warps=num_warps, **constexprs)
+        DRAWS=draw_mode(plan, strides[-1], num_columns, block_r, block_c), num_warps=num_warps, **constexprs)
     return partial
 
 
-def in_quads(plan, key_strides, block_r, block_c):
-    """keep_scale_quads' QUADS: 1 (2) when every tile's columns (rows) are aligned fours of consecutive element
-    keys, so one Philox call decides four elements; else 0."""
+def draw_mode(plan, key_strides, num_columns, block_r, block_c):
+    """kernels/dropout.py's DRAWS for a launch: fours of consecutive element keys along the tile's columns or
+    rows (one Philox call per four), a map per tile row (channel-wise, the columns spanning one map: one call
+    per row), else one call per element. Each makes the same decisions."""
     key_group, key_row, key_column = key_strides
-    if plan.map_size != 1 or key_group % 4:
-        return 0
-    if key_column == 1 and key_row % 4 == 0 and block_c % 4 == 0:
-        return 1
-    if key_row == 1 and key_column % 4 == 0 and block_r % 4 == 0:
-        return 2
-    return 0
+    if plan.map_size == 1 and key_group % 4 == 0:
+        if key_column == 1 and key_row % 4 == 0 and block_c % 4 == 0:
+            return FOURS_ALONG_COLUMNS.value
+        if key_row == 1 and key_column % 4 == 0 and block_r % 4 == 0:
+            return FOURS_ALONG_ROWS.value
+    if (plan.map_size > 1 and key_column == 1 and key_row == plan.map_size == num_columns
+            and key_group % plan.map_size == 0):
+        return MAP_PER_ROW.value
+    return PER_ELEMENT.value
 
 
 def _compute_dtype(tensor):
