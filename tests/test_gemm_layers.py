@@ -177,7 +177,8 @@ def test_split_k_weight_gradients(layer, shape, layout, stride, groups, activati
 
 # (input shape, out channels, stride, groups, layout): why each is here
 CONV_CASES = [
-    ((2, 6, 7, 9), 10, 1, 1, "contiguous"),  # NCHW as (n, pixel) columns
+    ((2, 6, 7, 9), 10, 1, 1, "contiguous"),  # NCHW, 63-pixel maps: read once into channels_last
+    ((2, 6, 4, 6), 10, 1, 1, "contiguous"),  # NCHW as (n, pixel) columns (24-pixel maps)
     ((2, 6, 7, 9), 10, 1, 1, "channels_last"),  # NHWC: one plain GEMM, output stays channels_last
     ((2, 6, 7, 9), 10, 2, 1, "contiguous"),  # strided 1x1 (ResNet downsample): stride in the load
     ((2, 6, 7, 9), 10, (1, 3), 1, "channels_last"),  # different strides per dim
@@ -200,6 +201,23 @@ def test_conv2d_1x1_matches_torch(shape, out_channels, stride, groups, layout, d
                  x.numel() // shape[-3])
     if layout == "channels_last":
         assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_nchw_small_maps_are_read_into_channels_last(monkeypatch):
+    """7x7-like NCHW maps go to the GEMM as channels_last (the output stays NCHW); 8-pixel multiples do not."""
+    import tritonlayers.conv
+    formats = []
+    operand = tritonlayers.conv.channels_last_operand
+    monkeypatch.setattr(tritonlayers.conv, "channels_last_operand",
+                        lambda x: formats.append(operand(x).is_contiguous(memory_format=torch.channels_last)) or
+                        operand(x))
+    weight = make_input((5, 6, 1, 1), torch.float32)
+    for shape in [(2, 6, 7, 7), (2, 6, 4, 4)]:
+        x = make_input(shape, torch.float32)
+        y = TF.conv2d(x, weight)
+        assert y.is_contiguous()
+        assert_close(y, F.conv2d(x.double(), weight.double()), torch.float32, scale_atol=6)
+    assert formats == [True, False]
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu", "hardswish", torch.nn.ReLU6()], ids=str)

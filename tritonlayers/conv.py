@@ -85,11 +85,23 @@ def _conv_transpose_shape(input, weight, groups):
     return batch, weight.shape[1] * groups, height * weight.shape[2], width * weight.shape[3]
 
 
+def channels_last_operand(input):
+    """The input the forward GEMM reads: NCHW maps whose pixel count is not a multiple of 8 (ResNet's 7x7 and
+    14x14) start each channel's row misaligned, so the GEMM cannot load them 16 bytes at a time along the
+    pixels; like cuDNN, read them once into channels_last, where it loads along the channels. The output
+    keeps the input's format."""
+    if _memory_format(input) == torch.contiguous_format and input.is_contiguous() and \
+            (input.shape[2] * input.shape[3]) % 8:
+        return input.contiguous(memory_format=torch.channels_last)
+    return input
+
+
 def conv1x1_forward(input, weight, bias, stride, groups, spec, store_pre):
     """(output, pre-activation or None) of a 1x1 convolution."""
     batch, out_channels, out_h, out_w = shape = _conv1x1_shape(input, weight, stride)
     in_group, out_group = input.shape[1] // groups, out_channels // groups
     output, pre = _forward_outputs(shape, input, store_pre)
+    input = channels_last_operand(input)
     gemm(weight, input, output,
          batch=_groups_axis(groups, {"a": out_group * weight.stride(0), "b": in_group * input.stride(1),
                                      "c": out_group * output.stride(1), "bias": out_group}),
