@@ -18,7 +18,8 @@ from ._gemm import Level, axis, check_same_dtype, gemm
 from ._launch import check_floating, check_tensor
 from ._library import custom_op, or_placeholders, records_grad, wanted
 from .activation import ActivationSpec, resolve_activation
-from .linear import backward_operand, gemm_grads_like, materialized, save_for_gemm_backward, saved_kind
+from .linear import (backward_operand, fuses_bias_grad, gemm_grads_like, materialized, save_for_gemm_backward,
+                     saved_kind)
 
 
 def _pair(value, name, op_name):
@@ -51,9 +52,10 @@ def _groups_axis(groups, strides, *taps):
     return axis(Level(groups, strides), *taps)
 
 
-def _bias_grad_buffer(needs_weight, needs_bias, grad, shape):
-    """Where the weight-gradient GEMM writes the bias gradient (in the compute dtype), or None."""
-    if not (needs_weight and needs_bias):
+def _bias_grad_buffer(needs_weight, needs_bias, grad, shape, prologue):
+    """Where the weight-gradient GEMM writes the bias gradient (in the compute dtype), or None (see
+    fuses_bias_grad)."""
+    if not (needs_weight and needs_bias and fuses_bias_grad(prologue)):
         return None
     return torch.empty(shape, dtype=torch.float64 if grad.dtype == torch.float64 else torch.float32,
                        device=grad.device)
@@ -133,7 +135,7 @@ def conv1x1_backward(grad_output, input, weight, saved, stride, groups, spec, ne
              m=_pixels((batch, out_h, out_w), {"a": _spatial(grad), "c": _spatial(grad_input, stride)}),
              n=axis(Level(in_group, {"b": weight.stride(1), "c": grad_input.stride(1)})),
              k=axis(Level(out_group, {"a": grad.stride(1), "b": weight.stride(0)})), **common)
-    bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, out_group))
+    bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, out_group), prologue)
     if needs_weight:  # (out channels x in channels) = (out channels x pixels) @ x
         grad_weight = torch.empty_like(weight)
         gemm(grad, input, grad_weight,
@@ -187,7 +189,7 @@ def conv_transpose_backward(grad_output, input, weight, saved, groups, spec, nee
              k=axis(Level(out_group, {"a": grad.stride(1), "b": weight.stride(1)}),
                     Level(kh, {"a": grad.stride(2), "b": weight.stride(2)}),
                     Level(kw, {"a": grad.stride(3), "b": weight.stride(3)})), **common)
-    bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, kh, kw, out_group))
+    bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, kh, kw, out_group), prologue)
     if needs_weight:  # per group and tap, (out channels x in channels) reduced over pixels
         grad_weight = torch.empty_like(weight)
         taps = (Level(kh, {"a": grad.stride(2), "c": grad_weight.stride(2), "bias": kw * out_group}),

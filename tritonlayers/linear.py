@@ -132,13 +132,22 @@ def linear_backward(grad_output, input, weight, saved, spec, head, needs):
         grad_input = linear_input_grad(grad, a_saved, prologue, spec, weight, input.shape)
     if needs_weight:
         grad_bias = torch.empty(weight.shape[0], dtype=torch.float64 if grad.dtype == torch.float64
-                                else torch.float32, device=grad.device) if needs_bias else None
+                                else torch.float32, device=grad.device) if needs_bias and fuses_bias_grad(
+                                    prologue) else None
         grad_weight = linear_weight_grad(grad, a_saved, prologue, spec, input, weight, grad_bias)
-    elif needs_bias:
+    if needs_bias and grad_bias is None:
         grad_bias = materialized(grad, a_saved, prologue, spec).sum(tuple(range(grad.dim() - 1)))
     if grad_bias is not None:
         grad_bias = grad_bias.to(weight.dtype)
     return grad_input, grad_weight, grad_bias
+
+
+def fuses_bias_grad(prologue):
+    """Whether the weight-gradient GEMM also sums the bias gradient: only when its A tile passes through
+    registers anyway (a prologue turns it into the gradient before the activation). Otherwise summing it
+    there keeps A from going straight from shared memory to the tensor cores, which costs more than one
+    more read of the gradient by a separate sum."""
+    return prologue is not None
 
 
 def gemm_grads_like(grad_input, weight, bias_features, needs):
