@@ -37,7 +37,7 @@ stage() {  # stage TIMEOUT LOG COMMAND...: run unless TIMEOUT is 0; prints the e
 echo "install exit $?"
 
 # shellcheck disable=SC2086  # the argument lists split on purpose
-stage "${TEST_TIMEOUT:-200}" tests.log "$PY" -m pytest -q -n "${TEST_WORKERS:-12}" -p no:cacheprovider -rfEs ${TEST_ARGS:-}
+stage "${TEST_TIMEOUT:-200}" tests.log "$PY" -m pytest -q -n "${TEST_WORKERS:-16}" -p no:cacheprovider -rfEs ${TEST_ARGS:-}
 tail -n 5 "$OUT/tests.log" 2>/dev/null
 # shellcheck disable=SC2086
 stage "${PERF_TIMEOUT:-240}" perf.log "$PY" -m perf ${PERF_ARGS:---quick} --out "$OUT"
