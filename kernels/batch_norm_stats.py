@@ -59,7 +59,8 @@ def batch_norm_stats_kernel(
     Each lane sums (x - shift) and its square, with shift a channel's mean over the program's first tile, and
     the lanes are reduced once at the end: per-tile reductions cross warps when the channels are the
     contiguous dim (channels_last), and their barriers cost more than the loads. The shift keeps the sums
-    free of cancellation (a channel with mean 1e4 and std 1 sums values of order 1)."""
+    free of cancellation (a channel with mean 1e4 and std 1 sums values of order 1). The first tile, read
+    for the shift, starts the sums."""
     pid_rows = tl.program_id(0)
     first_tile, last_tile = program_tiles(num_groups, num_columns, tiles_per_program, BLOCK_C)
     group, rows, columns = tile_coordinates(pid_rows, first_tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
@@ -67,11 +68,11 @@ def batch_norm_stats_kernel(
     mask = (rows[:, None] < num_channels) & (columns[None, :] < first_columns)
     x = to_compute_dtype(tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
                                                           input_column_stride), mask=mask, other=0))
-    shift = tl.sum(x, axis=1) / tl.maximum(tl.sum(mask.to(x.dtype), axis=1), 1)
-    lanes_count = tl.zeros((BLOCK_R, BLOCK_C), dtype=x.dtype)
-    lanes_sum = tl.zeros((BLOCK_R, BLOCK_C), dtype=x.dtype)
-    lanes_squares = tl.zeros((BLOCK_R, BLOCK_C), dtype=x.dtype)
-    for tile in range(first_tile, last_tile):
+    lanes_count = mask.to(x.dtype)
+    shift = tl.sum(x, axis=1) / tl.maximum(tl.sum(lanes_count, axis=1), 1)
+    lanes_sum = tl.where(mask, x - shift[:, None], 0)
+    lanes_squares = lanes_sum * lanes_sum
+    for tile in range(first_tile + 1, last_tile):
         group, rows, columns = tile_coordinates(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
         mask = (rows[:, None] < num_channels) & (columns[None, :] < num_columns)
         x = to_compute_dtype(tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride,

@@ -64,9 +64,8 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
     scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
     kernel[(row_blocks, splits)](
         *tensors, *pointers, num_groups, num_rows, num_columns, tiles_per_program,
-        *(s for tensor_strides in strides for s in tensor_strides), plan.map_size, seed, offset & OFFSET_LOW_MASK,
-        offset >> 31,
-        p, scale, spec.param_a, spec.param_b, HAS_BIAS=bias is not None,
+        *(s for tensor_strides in strides for s in tensor_strides), plan.map_size,
+        seed, offset & OFFSET_LOW_MASK, offset >> 31, p, scale, spec.param_a, spec.param_b, HAS_BIAS=bias is not None,
         ACTIVATION=spec.kernel_id, BLOCK_R=block_r, BLOCK_C=block_c, WIDE_INDEX=needs_wide_index(*tensors, key),
         DRAWS=draw_mode(plan, strides[-1], num_columns, block_r, block_c), num_warps=num_warps, **constexprs)
     return partial
