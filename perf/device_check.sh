@@ -10,7 +10,9 @@
 #   TRITONLAYERS_COMMIT=$(git rev-parse --short=12 HEAD) bash perf/device_check.sh
 #
 # A shorter recheck: pick tests and benchmarks, skip a stage with a timeout of 0, and add the host/GPU
-# time split of perf.kernel_times (kernel_times.log and kernel_times.json; skip e2e to stay within 8 files):
+# time split of perf.kernel_times (kernel_times.log and kernel_times.json; skip e2e to stay within 8 files)
+# and perf.host_profile's launch floor and per-case profiles (host_profile.log, HP_TIMEOUT / HP_ARGS); KT_OUT
+# elsewhere than $OUT keeps kernel_times.json (the log's table, as JSON) out of the 8 files:
 #   TEST_ARGS="tests/test_gemm_layers.py" PERF_ARGS="--quick --ops gemm" E2E_TIMEOUT=0 KT_TIMEOUT=60 \
 #     bash perf/device_check.sh
 set -uo pipefail
@@ -45,8 +47,11 @@ tail -n 4 "$OUT/perf.log" 2>/dev/null
 [ -f "$OUT/report.md" ] && grep -A 40 "Geometric-mean" "$OUT/report.md"
 # after perf: its compiled kernels are in Triton's cache by then
 # shellcheck disable=SC2086
-stage "${KT_TIMEOUT:-0}" kernel_times.log "$PY" -m perf.kernel_times ${KT_ARGS:---quick} --out "$OUT"
+stage "${KT_TIMEOUT:-0}" kernel_times.log "$PY" -m perf.kernel_times ${KT_ARGS:---quick} --out "${KT_OUT:-$OUT}"
 grep -E "^\| [a-z_0-9]+ \|" "$OUT/kernel_times.log" 2>/dev/null | cut -c1-150
+# shellcheck disable=SC2086
+stage "${HP_TIMEOUT:-0}" host_profile.log "$PY" -m perf.host_profile ${HP_ARGS:---quick}
+grep -E "^\| |^## |^host us" "$OUT/host_profile.log" 2>/dev/null
 stage "${E2E_TIMEOUT:-110}" e2e.log "$PY" -m perf.e2e --quick --out "$OUT"
 tail -n 8 "$OUT/e2e.log" 2>/dev/null
 ls "$OUT"

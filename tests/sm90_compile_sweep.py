@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 assert os.environ.get("TRITON_INTERPRET", "0") != "1", "run without the interpreter"
+os.environ["TRITONLAYERS_DIRECT_LAUNCH"] = "0"  # every launch goes through JITFunction.run, made a compile here
 
 import torch  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402

@@ -1,5 +1,6 @@
 """Launcher shared by the elementwise kernels (activations, the backward of in-place ones)."""
 from . import _layout
+from ._fast_launch import run_kernel
 from ._layout import elementwise_geometry, needs_wide_index
 from .kernels.elementwise import elementwise_launch_config
 from .kernels.host_math import cdiv
@@ -51,7 +52,7 @@ def launch_elementwise(kernel, inputs, outputs, scalars=(), **constexprs):
         targets = [tensor.new_empty(tensor.shape) for tensor in outputs]
         plan = _plan(kernel, (*inputs, *targets), constexprs)
     grid, arguments, launch_constexprs = plan
-    kernel[grid](*inputs, *targets, *arguments, *scalars, **launch_constexprs)
+    run_kernel(kernel, grid, *inputs, *targets, *arguments, *scalars, **launch_constexprs)
     for output, target in zip(outputs, targets):
         if target is not output:
             output.copy_(target)

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import torch
 
+from ._fast_launch import run_kernel
 from ._launch import launch_device, sm_count
 from .activation import ActivationSpec
 from .kernels.activation import IDENTITY
@@ -106,13 +107,13 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
     with launch_device(op_name, a, b, c, bias, a_saved, bias_grad):
         if softmax is not None:
             block_m, block_n, block_k, num_warps, num_stages = softmax_epilogue_config(n.total)
-            gemm_kernel[grid({"BLOCK_M": block_m, "BLOCK_N": block_n})](
-                *args, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=4, num_warps=num_warps,
+            run_kernel(
+                gemm_kernel, grid({"BLOCK_M": block_m, "BLOCK_N": block_n}), *args, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=4, num_warps=num_warps,
                 num_stages=num_stages, **constexprs)
         elif INTERPRETED:
-            gemm_kernel[grid(INTERPRETER_CONFIG)](*args, **INTERPRETER_CONFIG, **constexprs)
+            run_kernel(gemm_kernel, grid(INTERPRETER_CONFIG), *args, **INTERPRETER_CONFIG, **constexprs)
         else:
-            gemm_autotuned[grid](*args, **constexprs)
+            run_kernel(gemm_autotuned, grid, *args, **constexprs)
     if splits > 1:
         _sum_partials(c, bias_grad, *outputs)
 

@@ -13,6 +13,7 @@ from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import torch
 
+from ._fast_launch import run_kernel
 from ._launch import check_tensor, launch_device, sm_count
 from ._layout import needs_wide_index, reduction_geometry
 from ._library import (below_autograd, custom_op, empty_placeholder, mark_written, or_placeholders, wanted,
@@ -104,7 +105,8 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
         resident = _resident(geometry, 2 if residual is not None else 1, sync) if training else None
         if resident is not None:
             block_r, block_j, num_warps = resident
-            batch_norm_forward_resident_kernel[(-(-num_channels // block_r),)](
+            run_kernel(
+                batch_norm_forward_resident_kernel, (-(-num_channels // block_r),),
                 x, res, out, used_mean, used_invstd, weight_, bias_, *running, num_channels, num_columns,
                 num_groups * num_columns, *_flat_strides(strides), momentum, eps, spec.param_a, spec.param_b,
                 UPDATE_RUNNING=update_running, BLOCK_R=block_r, BLOCK_J=block_j, num_warps=num_warps, **common)
@@ -113,16 +115,19 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
             wide = needs_wide_index(x, res, out)
             if training:
                 partial = torch.empty(config["splits"], 3, num_channels, dtype=stats_dtype, device=input.device)
-                batch_norm_stats_kernel[config["grid"]](
+                run_kernel(
+                    batch_norm_stats_kernel, config["grid"],
                     x, partial, num_groups, num_channels, num_columns, config["tiles_per_program"], *strides[0],
                     BLOCK_R=config["block_r"], BLOCK_C=config["block_c"], WIDE_INDEX=wide,
                     num_warps=config["num_warps"])
                 if sync is not None:
                     partial = sync.gather_stats(_merge(partial, num_channels))
-                batch_norm_merge_kernel[merge_grid(num_channels)](
+                run_kernel(
+                    batch_norm_merge_kernel, merge_grid(num_channels),
                     partial, partial.shape[0], num_channels, partial, used_mean, used_invstd, *running, momentum, eps,
                     FINALIZE=True, UPDATE_RUNNING=update_running, BLOCK=128)
-            batch_norm_forward_kernel[config["grid"]](
+            run_kernel(
+                batch_norm_forward_kernel, config["grid"],
                 x, res, out, used_mean, used_invstd, weight_, bias_, num_groups, num_channels, num_columns,
                 config["tiles_per_program"], *_flat_strides(strides), eps, spec.param_a, spec.param_b,
                 USE_RUNNING=not training, BLOCK_R=config["block_r"], BLOCK_C=config["block_c"], WIDE_INDEX=wide,
@@ -135,7 +140,8 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
 def _merge(partial, num_channels):
     """Merge partial [parts, 3, C] statistics into one [3, C] (count, mean, M2)."""
     merged = torch.empty(3, num_channels, dtype=partial.dtype, device=partial.device)
-    batch_norm_merge_kernel[merge_grid(num_channels)](
+    run_kernel(
+        batch_norm_merge_kernel, merge_grid(num_channels),
         partial, partial.shape[0], num_channels, merged, merged, merged, merged, merged, 0.0, 0.0,
         FINALIZE=False, UPDATE_RUNNING=False, BLOCK=128)
     return merged
@@ -169,7 +175,8 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
         if resident is not None:
             block_r, block_j, num_warps = resident
             sums = torch.empty(3, num_channels, dtype=sums_dtype, device=input.device)
-            batch_norm_backward_resident_kernel[(-(-num_channels // block_r),)](
+            run_kernel(
+                batch_norm_backward_resident_kernel, (-(-num_channels // block_r),),
                 go, x, sv, gi, gr, mean, invstd, weight_, bias_, sums, num_channels, num_columns,
                 num_groups * num_columns, *_flat_strides(strides), spec.param_a, spec.param_b,
                 GRAD_RESIDUAL=needs_residual, BLOCK_R=block_r, BLOCK_J=block_j, num_warps=num_warps, **common)
@@ -180,7 +187,8 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
                           num_warps=config["num_warps"], USE_RUNNING=not training, **common)
             if training or needs_weight or needs_bias:
                 partial = torch.empty(config["splits"], 3, num_channels, dtype=sums_dtype, device=input.device)
-                batch_norm_backward_reduce_kernel[config["grid"]](
+                run_kernel(
+                    batch_norm_backward_reduce_kernel, config["grid"],
                     go, x, sv, mean, invstd, weight_, bias_, partial, num_groups, num_channels, num_columns,
                     config["tiles_per_program"], *_flat_strides(strides[:3]), eps, spec.param_a, spec.param_b,
                     **launch)
@@ -189,7 +197,8 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
                     # weight and bias gradients stay per rank, as torch's (DDP then averages them over ranks)
                     sums = sync.all_reduce_sums(local_sums.clone())
             if grad_input is not None:
-                batch_norm_backward_input_kernel[config["grid"]](
+                run_kernel(
+                    batch_norm_backward_input_kernel, config["grid"],
                     go, x, sv, gi, gr, mean, invstd, weight_, bias_, sums if sums is not None else mean,
                     num_groups, num_channels, num_columns, config["tiles_per_program"], *_flat_strides(strides), eps,
                     spec.param_a, spec.param_b, TRAINING=training, GRAD_RESIDUAL=needs_residual, **launch)

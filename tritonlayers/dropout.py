@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import torch
 
+from ._fast_launch import run_kernel
 from ._launch import check_tensor, launch_device, sm_count
 from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
 from ._library import below_autograd, custom_op, empty_placeholder, mark_written, or_placeholders, writing_op
@@ -62,7 +63,8 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
     pointers = (bias if bias is not None else tensors[0], partial) if kernel is dropout_backward_kernel else (
         bias if bias is not None else tensors[0],)
     scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
-    kernel[(row_blocks, splits)](
+    run_kernel(
+        kernel, (row_blocks, splits),
         *tensors, *pointers, num_groups, num_rows, num_columns, tiles_per_program,
         *(s for tensor_strides in strides for s in tensor_strides), plan.map_size,
         seed, offset & OFFSET_LOW_MASK, offset >> 31, p, scale, spec.param_a, spec.param_b, HAS_BIAS=bias is not None,

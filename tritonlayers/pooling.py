@@ -10,6 +10,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from ._fast_launch import run_kernel
 from ._launch import check_floating, check_tensor, launch_device
 from ._layout import needs_wide_index
 from ._library import custom_op, or_placeholders, records_grad
@@ -177,14 +178,16 @@ def pool_forward(input, plan, save_position, return_indices):
         if view is not None:
             block_c, block_s, num_warps = global_pool_config(channels, height * width, view[1] == 1)
             grid = (batch * cdiv(channels, block_c),)
-            global_pool_forward_kernel[grid](
+            run_kernel(
+                global_pool_forward_kernel, grid,
                 input, output, position if position is not None else output, indices if indices is not None else output,
                 channels, height * width, *view, output.stride(0), output.stride(1), IS_MAX=is_max,
                 SAVE_POSITION=position is not None, RETURN_INDICES=indices is not None, BLOCK_C=block_c,
                 BLOCK_S=block_s, num_warps=num_warps)
         else:
             numel = output.numel()
-            pool2d_forward_kernel[(cdiv(numel, WINDOW_BLOCK),)](
+            run_kernel(
+                pool2d_forward_kernel, (cdiv(numel, WINDOW_BLOCK),),
                 input, output, position if position is not None else output, indices if indices is not None else output,
                 numel, channels, height, width, *plan.out_size, *input.stride(), *output.stride(), *_window_args(plan),
                 SAVE_POSITION=position is not None, RETURN_INDICES=indices is not None,
@@ -209,14 +212,16 @@ def pool_backward(grad_output, position, plan, input_shape, input_format):
         view = _global_view(grad_input) if plan.is_global else None
         if view is not None:
             block_c, block_s, num_warps = global_pool_config(channels, height * width, view[1] == 1)
-            global_pool_backward_kernel[(batch * cdiv(channels, block_c),)](
+            run_kernel(
+                global_pool_backward_kernel, (batch * cdiv(channels, block_c),),
                 grad_output, position if position is not None else grad_output, grad_input, channels, height * width,
                 grad_output.stride(0), grad_output.stride(1), *view, IS_MAX=is_max, BLOCK_C=block_c, BLOCK_S=block_s,
                 num_warps=num_warps)
         else:
             numel = grad_input.numel()
             reach_h, reach_w = plan.reach()
-            pool2d_backward_kernel[(cdiv(numel, WINDOW_BLOCK),)](
+            run_kernel(
+                pool2d_backward_kernel, (cdiv(numel, WINDOW_BLOCK),),
                 grad_output, position if position is not None else grad_output, grad_input, numel, channels, height,
                 width, *plan.out_size, *grad_output.stride(), *grad_input.stride(), *_window_args(plan),
                 REACH_H=reach_h, REACH_W=reach_w, CHANNELS_LAST=input_format == torch.channels_last,
