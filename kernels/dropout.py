@@ -81,7 +81,9 @@ def _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride, 
         first_keys = group * key_group_stride + columns * key_column_stride
         quads = (tl.program_id(0) * BLOCK_R // 4 + tl.arange(0, BLOCK_R // 4))[:, None] + (first_keys // 4)[None, :]
         fours = _draws_in_fours(quads, seed, offset_low, offset_high, BLOCK_R // 4, BLOCK_C)
-        return _keep(tl.reshape(tl.permute(fours, (0, 2, 1)), (BLOCK_R, BLOCK_C)), p, scale)
+        if BLOCK_C > 1:  # with one column the permute moves a size-1 dim: same order, no layout shuffle
+            fours = tl.permute(fours, (0, 2, 1))
+        return _keep(tl.reshape(fours, (BLOCK_R, BLOCK_C)), p, scale)
     elif DRAWS == MAP_PER_ROW:
         return keep_scale(group * key_group_stride + rows * key_row_stride, seed, offset_low, offset_high, p, scale,
                           map_size)[:, None]
