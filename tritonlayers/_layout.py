@@ -91,27 +91,41 @@ def reduction_geometry(dim, *tensors):
 
     rows is `dim`; the other dims collapse into at most two groups, and the one the first tensor walks with
     the smaller stride becomes the columns a program vectorizes over. Returns (num_groups, num_rows,
-    num_columns, [(group_stride, row_stride, column_stride) per tensor]), or None when the other dims do
+    num_columns, ((group_stride, row_stride, column_stride) per tensor)), or None when the other dims do
     not collapse into two groups (callers then copy to contiguous, where they always do).
     """
-    shape = tensors[0].shape
+    key = (dim, tensors[0].shape, *(tensor.stride() for tensor in tensors))
+    geometry = _GEOMETRIES.get(key, _MISSING)
+    if geometry is _MISSING:  # every training step repeats its shapes: the analysis runs once per layout
+        if len(_GEOMETRIES) >= _MAX_GEOMETRIES:
+            _GEOMETRIES.clear()
+        geometry = _GEOMETRIES[key] = _reduction_geometry(dim, key[1], key[2:])
+    return geometry
+
+
+_GEOMETRIES = {}
+_MAX_GEOMETRIES = 4096
+_MISSING = object()
+
+
+def _reduction_geometry(dim, shape, tensor_strides):
     others = [d for d in range(len(shape)) if d != dim]
     # Merge candidates must be neighbours: order the other dims by the first tensor's strides, outermost first.
-    first_strides = tensors[0].stride()
-    others.sort(key=lambda d: -first_strides[d])
-    collapsed = collapse_dims([shape[d] for d in others], *([t.stride()[d] for d in others] for t in tensors), rank=2)
+    others.sort(key=lambda d: -tensor_strides[0][d])
+    collapsed = collapse_dims([shape[d] for d in others], *([strides[d] for d in others] for strides in tensor_strides),
+                              rank=2)
     if collapsed is None:
         return None
     (outer_size, inner_size), group_strides = collapsed
     columns_first = group_strides[0][0] < group_strides[0][1] and outer_size > 1
     if columns_first:
         outer_size, inner_size = inner_size, outer_size
-    strides = []
-    for tensor, (outer_stride, inner_stride) in zip(tensors, group_strides):
+    geometry_strides = []
+    for strides, (outer_stride, inner_stride) in zip(tensor_strides, group_strides):
         if columns_first:
             outer_stride, inner_stride = inner_stride, outer_stride
-        strides.append((outer_stride, tensor.stride()[dim], inner_stride))
-    return outer_size, shape[dim], inner_size, strides
+        geometry_strides.append((outer_stride, strides[dim], inner_stride))
+    return outer_size, shape[dim], inner_size, tuple(geometry_strides)
 
 
 # Offsets at or past this need int64 index arithmetic (a margin below 2**31 covers a block's overhang).
