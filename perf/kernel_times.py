@@ -88,6 +88,18 @@ def markdown(rows, identity):
     return "\n".join(lines) + "\n"
 
 
+def gemm_configs():
+    """Markdown lines: each GEMM the autotuner tuned in this process (its key: M, N, K, levels, epilogue
+    flags, precision, dtypes; after any operand swap or split-K) and the config it chose."""
+    from tritonlayers.kernels.gemm import gemm_autotuned
+    if not getattr(gemm_autotuned, "cache", None):
+        return []
+    lines = ["", "## GEMM configs chosen by the autotuner", "", "| key | config |", "|---|---|"]
+    for key, config in gemm_autotuned.cache.items():
+        lines.append(f"| {', '.join(map(str, key))} | {config} |")
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m perf.kernel_times", description=__doc__.splitlines()[2])
     parser.add_argument("--quick", action="store_true", help="the quick benchmark cases")
@@ -121,7 +133,7 @@ def main(argv=None):
     out_dir = Path(args.out) if args.out else REPO / "perf" / "out" / "kernel_times"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "kernel_times.json").write_text(json.dumps([{**identity, **row} for row in rows], indent=1) + "\n")
-    print(markdown(rows, identity))
+    print(markdown(rows, identity) + "\n".join(gemm_configs()))
     failed = not rows or any("error" in row for row in rows)
     return 1 if failed and args.dry_run else 0
 

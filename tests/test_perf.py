@@ -57,6 +57,25 @@ def test_kernel_times_dry_run_writes_its_table(tmp_path):
     assert "| relu |" in result.stdout
 
 
+def test_kernel_times_lists_the_tuned_gemm_configs(monkeypatch):
+    import triton
+    from perf.kernel_times import gemm_configs
+    from tritonlayers.kernels import gemm
+    monkeypatch.setattr(gemm.gemm_autotuned, "cache", {}, raising=False)
+    assert gemm_configs() == []  # the interpreter runs untuned
+    config = triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3)
+    monkeypatch.setattr(gemm.gemm_autotuned, "cache", {(1568, 2048, 512, "torch.bfloat16"): config})
+    lines = gemm_configs()
+    assert lines[-1].startswith("| 1568, 2048, 512, torch.bfloat16 | ") and "BLOCK_M: 128" in lines[-1]
+
+
+def test_host_profile_dry_run_prints_the_launch_floor_and_a_profile():
+    result = _run("-m", "perf.host_profile", "--dry-run", "--ops", "relu", "--top", "5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| triton kernel[grid](...), 2 args |" in result.stdout
+    assert "## relu" in result.stdout and "host us per call" in result.stdout and "ncalls" in result.stdout
+
+
 def test_showcase_checks_every_op_within_tolerance():
     result = _run("-m", "perf.showcase", "--no-timing")  # timing on a GPU compiles 14 graphs: perf covers it
     assert result.returncode == 0, result.stdout + result.stderr
