@@ -18,6 +18,10 @@ def main(argv=None):
     parser.add_argument("--ops", default="", help="comma-separated ops or families (softmax, activation, relu, ...)")
     parser.add_argument("--out", help="output folder (default perf/out/<date>)")
     parser.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU through the interpreter")
+    parser.add_argument("--graphs", action="store_true",
+                        help="time every case as CUDA-graph replays: kernels only, no host time (what a captured "
+                             "model or torch.compile(mode='reduce-overhead') runs); ops that refuse capture "
+                             "(dropout) fall back to plain launches")
     args = parser.parse_args(argv)
 
     from .env import benchmark_device
@@ -37,7 +41,7 @@ def main(argv=None):
     identity = run_identity(device)
     copy_gbps = copy_bandwidth_gbps(device)
     print(f"{identity['device']}: copy bandwidth {copy_gbps:.1f} GB/s; {len(cases)} cases ({profile})")
-    rows = runner.run(cases, device, identity, copy_gbps, dry_run=args.dry_run)
+    rows = runner.run(cases, device, identity, copy_gbps, dry_run=args.dry_run, graphs=args.graphs)
     for path in report.write(rows, identity, copy_gbps, out_dir, dry_run=args.dry_run):
         print(f"wrote {path}")
     failed = [row for row in rows if row["error"]]

@@ -4,10 +4,12 @@
 # and results in $OUT (at most 8 files come back; the default stages write 8: env.log, tests.log, perf.log,
 # results.json, report.md, bandwidth.png, e2e.log, e2e.json). Each stage stops at its timeout with SIGINT, so
 # pytest prints its summary and the benchmarks write what they measured (a kill follows 20 s later); the
-# default timeouts (200 + 240 + 110 s) fit one call's 600 s. Commit what comes back under
+# default timeouts (200 + 200 + 150 s) fit one call's 600 s. Commit what comes back under
 # perf/results/<device>-<date>/, untouched.
 #
 #   TRITONLAYERS_COMMIT=$(git rev-parse --short=12 HEAD) bash perf/device_check.sh
+#
+# PERF_ARGS="--quick --graphs" times every case as CUDA-graph replays (kernels only, no host time) instead.
 #
 # A shorter recheck: pick tests and benchmarks, skip a stage with a timeout of 0, and add the host/GPU
 # time split of perf.kernel_times (kernel_times.log and kernel_times.json; skip e2e to stay within 8 files)
@@ -42,7 +44,7 @@ echo "install exit $?"
 stage "${TEST_TIMEOUT:-200}" tests.log "$PY" -m pytest -q -n "${TEST_WORKERS:-16}" -p no:cacheprovider -rfEs ${TEST_ARGS:-}
 tail -n 5 "$OUT/tests.log" 2>/dev/null
 # shellcheck disable=SC2086
-stage "${PERF_TIMEOUT:-240}" perf.log "$PY" -m perf ${PERF_ARGS:---quick} --out "$OUT"
+stage "${PERF_TIMEOUT:-200}" perf.log "$PY" -m perf ${PERF_ARGS:---quick} --out "$OUT"
 tail -n 4 "$OUT/perf.log" 2>/dev/null
 [ -f "$OUT/report.md" ] && grep -A 40 "Geometric-mean" "$OUT/report.md"
 # after perf: its compiled kernels are in Triton's cache by then
@@ -52,6 +54,6 @@ grep -E "^\| [a-z_0-9]+ \|" "$OUT/kernel_times.log" 2>/dev/null | cut -c1-150
 # shellcheck disable=SC2086
 stage "${HP_TIMEOUT:-0}" host_profile.log "$PY" -m perf.host_profile ${HP_ARGS:---quick}
 grep -E "^\| |^## |^host us" "$OUT/host_profile.log" 2>/dev/null
-stage "${E2E_TIMEOUT:-110}" e2e.log "$PY" -m perf.e2e --quick --out "$OUT"
+stage "${E2E_TIMEOUT:-150}" e2e.log "$PY" -m perf.e2e --quick --out "$OUT"
 tail -n 8 "$OUT/e2e.log" 2>/dev/null
 ls "$OUT"

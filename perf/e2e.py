@@ -1,8 +1,10 @@
 """python -m perf.e2e [--quick | --dry-run] [--steps N] [--out DIR]
 
 A ResNet-50 training step (channels_last, bf16 autocast (fp16 on the CPU dry run), SGD with momentum,
-batch 32 at 224x224) three ways on one device in one run: eager torch, tritonlayers.convert(model), and
-torch.compile(model): images/s, step time and peak memory. --quick runs a ResNet-26 at 128x128; --dry-run a tiny ResNet on the
+batch 32 at 224x224) several ways on one device in one run: eager torch, tritonlayers.convert(model),
+torch.compile(model), and on a GPU eager and converted again with the whole step (forward, backward,
+optimizer) captured once as a CUDA graph and replayed, which removes every launch's host time: images/s,
+step time and peak memory. --quick runs a ResNet-26 at 128x128; --dry-run a tiny ResNet on the
 CPU through Triton's interpreter (the pipeline only: its times say nothing). Writes e2e.json into --out and
 prints a table.
 """
@@ -17,6 +19,7 @@ import torch
 from .env import REPO, benchmark_device
 
 IMPLS = ("eager", "tritonlayers", "compile")
+GRAPHED = ("eager+graph", "tritonlayers+graph")  # CUDA only
 
 
 def _prepare(impl, model, dry_run):
@@ -36,12 +39,14 @@ def _synchronize(device):
 
 
 def measure(impl, variant, device, steps, warmup, dry_run):
-    """One row: the mean step time over `steps` steps after `warmup` (compilation happens there)."""
+    """One row: the mean step time over `steps` steps after `warmup` (compilation, autotuning and, for a
+    graphed step, the capture happen there)."""
     from .models import autocast_dtype, build
     model, batch, size = build(variant)
     dtype = autocast_dtype(device)
     model = model.to(device, memory_format=torch.channels_last).train()
-    step_model, summary = _prepare(impl, model, dry_run)
+    graphed = impl.endswith("+graph")
+    step_model, summary = _prepare(impl.removesuffix("+graph"), model, dry_run)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     generator = torch.Generator(device=device).manual_seed(1)
     images = torch.randn(batch, 3, size, size, device=device, generator=generator).contiguous(
@@ -50,15 +55,20 @@ def measure(impl, variant, device, steps, warmup, dry_run):
     losses = []
 
     def step():
-        with torch.autocast(device.type, dtype=dtype):
+        # autocast's cast cache would hold casts made during a capture: off, as torch's CUDA-graph notes ask
+        with torch.autocast(device.type, dtype=dtype, cache_enabled=not graphed):
             loss = torch.nn.functional.cross_entropy(step_model(images), labels)
         loss.backward()
         optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=not graphed)  # a replayed step writes the same gradient buffers
         losses.append(loss.detach())
+        return loss
 
-    for _ in range(warmup):
-        step()
+    if graphed:
+        step = _captured(step, warmup, losses)
+    else:
+        for _ in range(warmup):
+            step()
     _synchronize(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -72,6 +82,26 @@ def measure(impl, variant, device, steps, warmup, dry_run):
             "memory_format": "channels_last", "step_ms": step_ms, "images_per_s": batch * 1e3 / step_ms,
             "peak_mb": peak_mb, "first_loss": losses[0].item(), "last_loss": losses[-1].item(),
             "conversion": summary}
+
+
+def _captured(step, warmup, losses):
+    """Run `step` `warmup` times on a side stream (tuning, allocating the gradient and momentum buffers),
+    capture one step as a CUDA graph, and return a step that replays it and records its loss."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(warmup):
+            step()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        loss = step()
+    losses.pop()  # a capture records the step without running it: its loss is not a value yet
+
+    def replay():
+        graph.replay()
+        losses.append(loss.clone())
+    return replay
 
 
 def table(rows):
@@ -102,15 +132,16 @@ def main(argv=None):
     out_dir = Path(args.out) if args.out else REPO / "perf" / "out" / "e2e"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
+    impls = IMPLS + (GRAPHED if device.type == "cuda" else ())
     try:
-        for impl in IMPLS:
+        for impl in impls:
             torch._dynamo.reset()
             rows.append({**identity, **measure(impl, variant, device, steps, 1 if args.dry_run else 3, args.dry_run)})
             print(f"{impl}: {rows[-1]['step_ms']:.2f} ms/step", file=sys.stderr, flush=True)
             # written after each implementation: a run stopped at its time limit keeps the rows it made
             (out_dir / "e2e.json").write_text(json.dumps(rows, indent=1) + "\n")
     except KeyboardInterrupt:
-        print(f"stopped (time limit) after {len(rows)} of {len(IMPLS)} implementations", flush=True)
+        print(f"stopped (time limit) after {len(rows)} of {len(impls)} implementations", flush=True)
     if not rows:
         return 1
     print(f"{variant} training step, batch {rows[0]['batch']} at {rows[0]['image_size']}x{rows[0]['image_size']}, "

@@ -44,6 +44,14 @@ def _geomean(values):
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
 
 
+def _timers(rows):
+    counts = defaultdict(int)
+    for row in rows:
+        if row.get("timer"):
+            counts[row["timer"]] += 1
+    return ", ".join(f"{name} {count} rows" for name, count in sorted(counts.items())) or "none"
+
+
 def markdown(rows, identity, copy_gbps, dry_run):
     groups = _grouped(rows)
     compile_args = 'backend="eager"' if dry_run else f'mode="{COMPILE_MODE}"'
@@ -54,6 +62,8 @@ def markdown(rows, identity, copy_gbps, dry_run):
              f"- compile: torch.compile({compile_args}, dynamic=False)",
              "- time: median ms; GB/s on the op's minimal byte count; speedup = other impl's time / tritonlayers'",
              "- peak MiB: device memory one forward+backward allocates beyond what existed before it",
+             f"- timers: {_timers(rows)} (cuda-graph: replays of captured calls, no host time; do_bench: "
+             "launches from Python, host time included where it exceeds the GPU's)",
              ""]
     if dry_run:
         lines += ["**Dry run on tiny shapes (on a CPU, through Triton's interpreter): the times say nothing about "

@@ -50,14 +50,14 @@ def peak_memory_mb(setup, device):
     return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
-def run(cases, device, identity, copy_gbps, dry_run):
+def run(cases, device, identity, copy_gbps, dry_run, graphs=False):
     """One row per case x impl x direction. An interrupt (SIGINT, as `timeout -s INT` sends) ends the run early:
     the rows measured so far are kept and every other one says it was not measured, so a report still gets
     written."""
     rows = []
     progress = ProgressBar(len(cases) * len(IMPLS) * len(DIRECTIONS), "perf", stream=sys.stderr)
     try:
-        _run_cases(cases, device, identity, copy_gbps, dry_run, rows, progress)
+        _run_cases(cases, device, identity, copy_gbps, dry_run, rows, progress, graphs)
     except KeyboardInterrupt:
         print(f"\nstopped after {len(rows)} measurements", file=sys.stderr)
         measured = {_key(row) for row in rows}
@@ -76,19 +76,19 @@ def _key(row):
                  for name in ("op", "shape", "note", "dtype", "layout", "impl", "direction"))
 
 
-def _run_cases(cases, device, identity, copy_gbps, dry_run, rows, progress):
+def _run_cases(cases, device, identity, copy_gbps, dry_run, rows, progress, graphs):
     done = 0
     for case in cases:
         torch._dynamo.reset()  # a fresh cache per case: dynamo's recompile limit would silently fall back to eager
         x = case.make_input(device)
         extras = case.make_extras(x)
         functions = {"tritonlayers": case.ours, "eager": case.eager, "compile": compile_eager(case.eager, dry_run)}
-        cublas_tflops = _cublas_tflops(case, device) if case.gemm else None
+        cublas_tflops = _cublas_tflops(case, device, graphs) if case.gemm else None
         for impl, fn in functions.items():
             for direction in DIRECTIONS:
                 done += 1
                 progress.update(done, f"{case.op} {tuple(case.shape)} {str(case.dtype)[6:]} {direction} {impl}")
-                row = _measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps)
+                row = _measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps, graphs)
                 if row["ms"] is not None and case.gemm:
                     row["tflops"] = case.flops(direction) / (row["ms"] * 1e-3) / 1e12
                     row["pct_cublas"] = 100.0 * row["tflops"] / cublas_tflops
@@ -98,12 +98,12 @@ def _run_cases(cases, device, identity, copy_gbps, dry_run, rows, progress):
             torch.cuda.empty_cache()
 
 
-def _cublas_tflops(case, device):
+def _cublas_tflops(case, device, graphs):
     """torch.mm of the case's (M, N, K) in its dtype: the cuBLAS rate its GEMMs are held to."""
     m, n, k = case.gemm
     a = torch.randn(m, k, device=device, dtype=case.dtype)
     b = torch.randn(k, n, device=device, dtype=case.dtype)
-    ms, _ = bench(lambda: (lambda: torch.mm(a, b)), device, (m * k + k * n + m * n) * a.element_size())
+    ms, _ = bench(lambda: (lambda: torch.mm(a, b)), device, (m * k + k * n + m * n) * a.element_size(), graphs)
     return 2 * m * n * k / (ms * 1e-3) / 1e12
 
 
@@ -114,12 +114,12 @@ def _row(case, impl, direction, identity):
             "pct_cublas": None, "error": None}
 
 
-def _measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps):
+def _measure(case, impl, fn, x, extras, direction, device, identity, copy_gbps, graphs):
     nbytes = case.minimal_bytes(direction)
     row = _row(case, impl, direction, identity)
     try:
         setup = _setup(fn, x, extras, direction)
-        ms, row["timer"] = bench(setup, device, nbytes)
+        ms, row["timer"] = bench(setup, device, nbytes, graphs)
         if direction == "fwd+bwd":
             row["peak_mb"] = peak_memory_mb(setup, device)
     except Exception as error:  # one failing case must not end the run; the report shows it

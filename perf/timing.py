@@ -9,11 +9,12 @@ import torch
 CUDA_GRAPH_BELOW_BYTES = 8 * 2**20
 
 
-def bench(setup, device, nbytes):
+def bench(setup, device, nbytes, graphs=False):
     """(median milliseconds per call, timer name) of the function setup() returns.
 
     setup runs on the stream that is timed, so a backward pass set up there (its forward run by setup)
-    launches on that stream too, which CUDA-graph capture needs.
+    launches on that stream too, which CUDA-graph capture needs. graphs: time every size as CUDA-graph
+    replays (no host time at all: what a captured model, or torch.compile(mode="reduce-overhead"), runs).
     """
     if device.type != "cuda":
         fn = setup()
@@ -24,7 +25,7 @@ def bench(setup, device, nbytes):
             fn()
             samples.append((time.perf_counter() - start) * 1e3)
         return statistics.median(samples), "wall-clock"
-    if nbytes < CUDA_GRAPH_BELOW_BYTES:
+    if graphs or nbytes < CUDA_GRAPH_BELOW_BYTES:
         try:
             return _bench_cuda_graph(setup), "cuda-graph"
         except NotImplementedError:  # an op that refuses capture (tritonlayers' dropout): plain launches

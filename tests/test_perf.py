@@ -30,6 +30,17 @@ def test_dry_run_writes_results_report_and_plots(tmp_path):
     assert "## softmax" in report and "Dry run" in report and "% copy BW" in report
     assert (tmp_path / "bandwidth.png").read_bytes()[:4] == b"\x89PNG"
     assert {row["family"] for row in rows} >= {"softmax", "activation", "pooling", "gemm"}
+    assert ("- timers: cuda-graph" if ON_GPU else "- timers: wall-clock") in report  # tiny shapes: graph replays
+
+
+def test_graphs_option_is_accepted_and_timers_are_reported(tmp_path):
+    # on a GPU every case would be timed as CUDA-graph replays; the CPU dry run has only its wall clock
+    result = _run("-m", "perf", "--dry-run", "--graphs", "--ops", "log_softmax", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "results.json").read_text())
+    expected = "cuda-graph" if ON_GPU else "wall-clock"
+    assert {row["timer"] for row in rows if row["impl"] != "compile" or not ON_GPU} == {expected}
+    assert f"- timers: {expected}" in (tmp_path / "report.md").read_text()
 
 
 def test_ops_filter_selects_by_op_and_family(tmp_path):
@@ -88,7 +99,8 @@ def test_e2e_dry_run_trains_all_three_alike(tmp_path):
     result = _run("-m", "perf.e2e", "--dry-run", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     rows = json.loads((tmp_path / "e2e.json").read_text())
-    assert [row["impl"] for row in rows] == ["eager", "tritonlayers", "compile"]
+    graphed = ["eager+graph", "tritonlayers+graph"] if ON_GPU else []  # whole steps captured: CUDA only
+    assert [row["impl"] for row in rows] == ["eager", "tritonlayers", "compile", *graphed]
     assert all(row["step_ms"] > 0 and row["images_per_s"] > 0 for row in rows)
     # one seed, one batch: the three start from the same loss (fp16 autocast on the CPU)
     assert max(row["first_loss"] for row in rows) - min(row["first_loss"] for row in rows) < 0.05
