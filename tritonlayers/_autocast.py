@@ -21,6 +21,8 @@ def _autocast_dtype(tensor):
 
 def lower_precision(*tensors):
     """torch's lower_precision_fp policy (linear, convolutions): each eligible tensor in the autocast dtype."""
+    if not (torch.is_autocast_enabled("cuda") or torch.is_autocast_enabled("cpu")):
+        return tensors  # the common case, checked once instead of per tensor
     casts = [_autocast_dtype(tensor) for tensor in tensors]
     return tuple(tensor if dtype is None else tensor.to(dtype) for tensor, dtype in zip(tensors, casts))
 

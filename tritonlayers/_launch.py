@@ -30,13 +30,17 @@ def launch_device(op_name, *tensors):
             raise RuntimeError(f"{op_name}: expected all tensors to be on the same device, but found at least two "
                                f"devices, {device} and {tensor.device}")
     if device.type == "cuda":
-        return torch.cuda.device(device)
+        # launches go to the current device: switch only when the tensors live on another one
+        return _SAME_DEVICE if device.index == torch.cuda.current_device() else torch.cuda.device(device)
     if device.type == "cpu":
         if not KERNELS_INTERPRETED:
             raise RuntimeError(f"{op_name}: input is a CPU tensor but Triton's interpreter is off; {INTERPRETER_HINT}")
         return contextlib.nullcontext()
     raise NotImplementedError(f"{op_name}: tensors on device type '{device.type}' are not supported "
                               "(CUDA, or CPU through Triton's interpreter)")
+
+
+_SAME_DEVICE = contextlib.nullcontext()
 
 
 def check_tensor(op_name, name, value):
