@@ -13,7 +13,7 @@ from .kernels.activation import IDENTITY
 from .kernels.gemm import INTERPRETED, INTERPRETER_CONFIG, gemm_autotuned, gemm_kernel, softmax_epilogue_config
 from .kernels.host_math import cdiv
 
-OPERANDS = ("a", "b", "c", "bias")
+OPERANDS = ("a", "b", "c", "bias")  # axis() spells them out: its key is built on every GEMM call
 SOFTMAX_IDS = {None: 0, "softmax": 1, "log_softmax": 2}
 
 
@@ -36,7 +36,8 @@ class Axis(NamedTuple):
 def axis(*levels):
     """Axis from Levels, outermost first: size-1 dims dropped, neighbours merged where every operand's outer
     stride equals its inner stride times the inner size."""
-    return _merged_axis(tuple((level.size, tuple(level.strides.get(op, 0) for op in OPERANDS)) for level in levels))
+    return _merged_axis(tuple([(size, (strides.get("a", 0), strides.get("b", 0), strides.get("c", 0),
+                                        strides.get("bias", 0))) for size, strides in levels]))
 
 
 @functools.lru_cache(maxsize=4096)

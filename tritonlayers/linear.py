@@ -57,15 +57,17 @@ def linear_outputs(input, weight, store_pre):
 def linear_forward(input, weight, bias, spec, head, store_pre):
     """(output, pre-activation or None)."""
     output, pre = linear_outputs(input, weight, store_pre)
-    if _too_strided((input, "a")):
-        input = input.contiguous()  # leading dims that do not merge into three: one copy
+    try:
+        m = _rows((input, "a"), (output, "c"))
+    except ValueError:  # leading dims that do not merge into three: one copy
+        input = input.contiguous()
+        m = _rows((input, "a"), (output, "c"))
     out_features = weight.shape[0]
     config = softmax_epilogue_config(out_features) if head is not None else None
     # The fused head runs one program per BLOCK_M rows: with fewer of them than a quarter of the SMs (a
     # classifier at batch 256) the GPU idles, and a plain GEMM then the softmax kernel is faster.
     row_tiles = cdiv(math.prod(input.shape[:-1]), config[0]) if config is not None else 0
     fused_head = head if config is not None and row_tiles >= max(1, sm_count(input.device) // 4) else None
-    m = _rows((input, "a"), (output, "c"))
     n = axis(Level(out_features, {"b": weight.stride(0), "c": output.stride(-1)}))
     k = axis(Level(input.shape[-1], {"a": input.stride(-1), "b": weight.stride(1)}))
     gemm(input, weight, output, batch=NO_BATCH, m=m, n=n, k=k, bias=bias, bias_along="n",
