@@ -204,20 +204,25 @@ def test_conv2d_1x1_matches_torch(shape, out_channels, stride, groups, layout, d
 
 
 def test_nchw_small_maps_are_read_into_channels_last(monkeypatch):
-    """7x7-like NCHW maps go to the GEMM as channels_last (the output stays NCHW); 8-pixel multiples do not."""
+    """7x7-like NCHW maps go to the GEMMs as channels_last (outputs and gradients stay NCHW): the forward's
+    input, and in backward the gradient, the saved output the activation's derivative reads, and the input;
+    8-pixel multiples stay as they are."""
     import tritonlayers.conv
     formats = []
     operand = tritonlayers.conv.channels_last_operand
     monkeypatch.setattr(tritonlayers.conv, "channels_last_operand",
                         lambda x: formats.append(operand(x).is_contiguous(memory_format=torch.channels_last)) or
                         operand(x))
-    weight = make_input((5, 6, 1, 1), torch.float32)
+    weight = make_input((5, 6, 1, 1), torch.float32, requires_grad=True)
+    bias = make_input((5,), torch.float32, requires_grad=True)
     for shape in [(2, 6, 7, 7), (2, 6, 4, 4)]:
-        x = make_input(shape, torch.float32)
-        y = TF.conv2d(x, weight)
-        assert y.is_contiguous()
-        assert_close(y, F.conv2d(x.double(), weight.double()), torch.float32, scale_atol=6)
-    assert formats == [True, False]
+        formats.clear()
+        x = make_input(shape, torch.float32, requires_grad=True)
+        _compare(lambda: TF.conv2d(x, weight, bias, activation="relu"),
+                 lambda x, w, b: F.relu(F.conv2d(x, w, b)), [x, weight, bias], torch.float32,
+                 shape[0] * shape[2] * shape[3])
+        assert TF.conv2d(x, weight).is_contiguous()
+        assert formats == [shape[2] == 7] * len(formats) and len(formats) >= 5, formats
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu", "hardswish", torch.nn.ReLU6()], ids=str)

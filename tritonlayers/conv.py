@@ -88,10 +88,10 @@ def _conv_transpose_shape(input, weight, groups):
 
 
 def channels_last_operand(input):
-    """The input the forward GEMM reads: NCHW maps whose pixel count is not a multiple of 8 (ResNet's 7x7 and
-    14x14) start each channel's row misaligned, so the GEMM cannot load them 16 bytes at a time along the
-    pixels; like cuDNN, read them once into channels_last, where it loads along the channels. The output
-    keeps the input's format."""
+    """A GEMM operand as the GEMM reads it: NCHW maps whose pixel count is not a multiple of 8 (ResNet's 7x7
+    and 14x14) start each channel's row misaligned, so the GEMM cannot load them 16 bytes at a time along the
+    pixels; like cuDNN, read them once into channels_last, where it loads along the channels. Outputs keep
+    the input's format."""
     if _memory_format(input) == torch.contiguous_format and input.is_contiguous() and \
             (input.shape[2] * input.shape[3]) % 8:
         return input.contiguous(memory_format=torch.channels_last)
@@ -118,6 +118,10 @@ def conv1x1_forward(input, weight, bias, stride, groups, spec, store_pre):
 def conv1x1_backward(grad_output, input, weight, saved, stride, groups, spec, needs):
     """(grad_input, grad_weight, grad_bias), each None unless `needs` (three booleans) asks."""
     grad, a_saved, prologue = backward_operand(saved_kind(spec, None), grad_output, saved)
+    # NCHW maps of 7x7 / 14x14 pixels: read like the forward's input (grad and a_saved alike: the prologue
+    # walks both with one set of strides)
+    grad = channels_last_operand(grad)
+    a_saved = channels_last_operand(a_saved) if a_saved is not None else None
     batch, channels = input.shape[:2]
     out_h, out_w = grad.shape[2:]
     in_group, out_group = channels // groups, weight.shape[0] // groups
@@ -138,6 +142,7 @@ def conv1x1_backward(grad_output, input, weight, saved, stride, groups, spec, ne
     bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, out_group), prologue)
     if needs_weight:  # (out channels x in channels) = (out channels x pixels) @ x
         grad_weight = torch.empty_like(weight)
+        input = channels_last_operand(input)
         gemm(grad, input, grad_weight,
              batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * input.stride(1),
                                          "c": out_group * grad_weight.stride(0), "bias": out_group}),
