@@ -79,44 +79,79 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
     """
     if m.total == 0 or n.total == 0 or batch.total == 0:
         return
-    if prologue is None and bias_grad is None and softmax is None and _columns_first(m, n):
-        # C^T = B^T A^T: the same product with C's contiguous dim as N, so tiles store whole rows (a
-        # channels_last convolution's output is contiguous along its channels, which were M)
-        a, b, m, n = b, a, _swap_operands(n), _swap_operands(m)
-        batch, k = _swap_operands(batch), _swap_operands(k)
-        bias_along = {"m": "n", "n": "m", None: None}[bias_along]
-    splits = 1
-    if bias is None and pre is None and softmax is None and (spec.kernel_id == IDENTITY.value or prologue is not None):
-        splits = split_k_factor(batch, m, n, k, a.device)
-    if splits > 1:
-        outputs = (c, bias_grad, batch, m, n)
-        batch, m, n, k, c, bias_grad = _split_k(splits, batch, m, n, k, bias_grad is not None, a)
-    bias_like = bias if bias is not None else bias_grad
-    args = [a, b, c, bias_like if bias_like is not None else c, pre if pre is not None else c,
-            a_saved if a_saved is not None else a, m.total, n.total, k.total,
-            batch.size1, batch.size2, m.size1, m.size2, n.size1, n.size2, k.size1, k.size2,
-            *batch.strides["a"], *m.strides["a"], *k.strides["a"],
-            *batch.strides["b"], *k.strides["b"], *n.strides["b"],
-            *batch.strides["c"], *m.strides["c"], *n.strides["c"],
-            *batch.strides["bias"], spec.param_a, spec.param_b]
-    constexprs = dict(M_LEVELS=m.levels, N_LEVELS=n.levels, K_LEVELS=k.levels,
-                      BIAS={None: 0, "n": 1, "m": 2}[bias_along if bias is not None else None],
-                      ACTIVATION=spec.kernel_id, SOFTMAX=SOFTMAX_IDS[softmax], STORE_PRE=pre is not None,
-                      PROLOGUE={None: 0, "input": 1, "output": 2}[prologue], BIAS_GRAD=bias_grad is not None,
-                      INPUT_PRECISION=input_precision(a.dtype, allow_tf32))
-    grid = _grid(m.total, n.total, batch.total, a.device)
+    # Axes come from axis()'s cache, so equal axes are the same objects: a plan holds them, so their ids
+    # stay theirs while it lives. The module settings tests change are part of the key.
+    key = (id(batch), id(m), id(n), id(k), a.dtype, a.device, bias is None, bias_along, spec, softmax, pre is None,
+           a_saved is None, prologue, bias_grad is None, allow_tf32, SPLIT_K_MIN_DEPTH, split_k_factor,
+           id(INTERPRETER_CONFIG))
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        plan = _PLANS[key] = _Plan(a, batch, m, n, k, bias, bias_along, spec, softmax, pre, prologue, bias_grad,
+                                   allow_tf32)
+    operands = (b, a) if plan.swapped else (a, b)
+    target, bias_target = c, bias_grad
+    if plan.splits > 1:
+        target = torch.empty(plan.partials_shape, dtype=plan.partials_dtype, device=a.device)
+        if bias_grad is not None:
+            bias_target = torch.empty(plan.partials_shape[:3], dtype=plan.partials_dtype, device=a.device)
+    bias_like = bias if bias is not None else bias_target
     with launch_device(op_name, a, b, c, bias, a_saved, bias_grad):
+        run_kernel(plan.kernel, plan.grid, *operands, target, bias_like if bias_like is not None else target,
+                   pre if pre is not None else target, a_saved if a_saved is not None else operands[0], *plan.scalars,
+                   **plan.constexprs)
+    if plan.splits > 1:
+        _sum_partials(target, bias_target, c, bias_grad, *plan.unsplit)
+
+
+_PLANS = {}
+_MAX_PLANS = 4096
+
+
+class _Plan:
+    """What a gemm() call launches, given its axes and flags: operand order, split-K, the kernel's scalar
+    arguments, constexprs and grid. Every training step repeats its GEMMs, and working these out cost about
+    as much host time as the launch."""
+
+    def __init__(self, a, batch, m, n, k, bias, bias_along, spec, softmax, pre, prologue, bias_grad, allow_tf32):
+        self.axes = (batch, m, n, k)  # keeps the key's ids taken
+        self.swapped = prologue is None and bias_grad is None and softmax is None and _columns_first(m, n)
+        if self.swapped:
+            # C^T = B^T A^T: the same product with C's contiguous dim as N, so tiles store whole rows (a
+            # channels_last convolution's output is contiguous along its channels, which were M)
+            m, n = _swap_operands(n), _swap_operands(m)
+            batch, k = _swap_operands(batch), _swap_operands(k)
+            bias_along = {"m": "n", "n": "m", None: None}[bias_along]
+        self.splits = 1
+        if bias is None and pre is None and softmax is None and (spec.kernel_id == IDENTITY.value or
+                                                                   prologue is not None):
+            self.splits = split_k_factor(batch, m, n, k, a.device)
+        if self.splits > 1:
+            self.unsplit = (batch, m, n)
+            batch, m, n, k = _split_k(self.splits, batch, m, n, k)
+            self.partials_shape = (self.splits, batch.total // self.splits, m.total, n.total)
+            self.partials_dtype = torch.float64 if a.dtype == torch.float64 else torch.float32
+        self.scalars = (m.total, n.total, k.total, batch.size1, batch.size2, m.size1, m.size2, n.size1, n.size2,
+                        k.size1, k.size2, *batch.strides["a"], *m.strides["a"], *k.strides["a"],
+                        *batch.strides["b"], *k.strides["b"], *n.strides["b"],
+                        *batch.strides["c"], *m.strides["c"], *n.strides["c"],
+                        *batch.strides["bias"], spec.param_a, spec.param_b)
+        self.constexprs = dict(M_LEVELS=m.levels, N_LEVELS=n.levels, K_LEVELS=k.levels,
+                               BIAS={None: 0, "n": 1, "m": 2}[bias_along if bias is not None else None],
+                               ACTIVATION=spec.kernel_id, SOFTMAX=SOFTMAX_IDS[softmax], STORE_PRE=pre is not None,
+                               PROLOGUE={None: 0, "input": 1, "output": 2}[prologue],
+                               BIAS_GRAD=bias_grad is not None, INPUT_PRECISION=input_precision(a.dtype, allow_tf32))
+        grid = _grid(m.total, n.total, batch.total, a.device)
+        self.kernel, self.grid = gemm_autotuned, grid
         if softmax is not None:
             block_m, block_n, block_k, num_warps, num_stages = softmax_epilogue_config(n.total)
-            run_kernel(
-                gemm_kernel, grid({"BLOCK_M": block_m, "BLOCK_N": block_n}), *args, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=4, num_warps=num_warps,
-                num_stages=num_stages, **constexprs)
+            self.kernel, self.grid = gemm_kernel, grid({"BLOCK_M": block_m, "BLOCK_N": block_n})
+            self.constexprs.update(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=4,
+                                   num_warps=num_warps, num_stages=num_stages)
         elif INTERPRETED:
-            run_kernel(gemm_kernel, grid(INTERPRETER_CONFIG), *args, **INTERPRETER_CONFIG, **constexprs)
-        else:
-            run_kernel(gemm_autotuned, grid, *args, **constexprs)
-    if splits > 1:
-        _sum_partials(c, bias_grad, *outputs)
+            self.kernel, self.grid = gemm_kernel, grid(INTERPRETER_CONFIG)
+            self.constexprs.update(INTERPRETER_CONFIG)
 
 
 def _columns_first(m, n):
@@ -153,10 +188,10 @@ def _outer_size(k):
     return k.total // (k.size1 * k.size2) if k.levels == 3 else k.size1 if k.levels == 2 else k.size2
 
 
-def _split_k(splits, batch, m, n, k, with_bias_grad, a):
-    """(batch, m, n, k, c, bias_grad) for K cut into `splits` chunks that run as an outermost batch level;
-    C and the bias gradient become dense partials (splits, batch, M, N) and (splits, batch, M) in the
-    accumulator's dtype (fp32; fp64 for fp64)."""
+def _split_k(splits, batch, m, n, k):
+    """(batch, m, n, k) for K cut into `splits` chunks that run as an outermost batch level; C and the bias
+    gradient become dense partials (splits, batch, M, N) and (splits, batch, M) in the accumulator's dtype
+    (fp32; fp64 for fp64), which gemm() allocates per call."""
     outer = 3 - k.levels  # the padded index of K's outermost dim
     chunk = _outer_size(k) // splits
     sizes = [k.size1, k.size2]
@@ -170,11 +205,7 @@ def _split_k(splits, batch, m, n, k, with_bias_grad, a):
     batch = Axis(batch.total * splits, batch.levels + 1, batch.size1, batch.size2, strides)
     m = m._replace(strides={**m.strides, "c": [m.size1 * m.size2 * columns, m.size2 * columns, columns]})
     n = n._replace(strides={**n.strides, "c": [n.size1 * n.size2, n.size2, 1]})
-    dtype = torch.float64 if a.dtype == torch.float64 else torch.float32
-    c = torch.empty((splits, batch.total // splits, rows, columns), dtype=dtype, device=a.device)
-    bias_grad = torch.empty((splits, batch.total // splits, rows), dtype=dtype, device=a.device) \
-        if with_bias_grad else None
-    return batch, m, n, k, c, bias_grad
+    return batch, m, n, k
 
 
 def _level_sizes(axis_):
