@@ -13,7 +13,8 @@ or wider), floats by type, every other argument by value (finer than Triton's in
 shapes a program runs), the keyword arguments' values and the device; an autotuned kernel's tuning
 arguments are ints or keywords, so the key holds them too. The fast path steps aside (Triton's launcher
 runs) when launch hooks or pre-run hooks are installed (profilers such as proton use them), under the
-interpreter, or with TRITONLAYERS_DIRECT_LAUNCH=0. Kernels' module globals are checked by Triton's launcher only: they are constants here.
+interpreter, or with TRITONLAYERS_DIRECT_LAUNCH=0. Kernels' module globals are checked by Triton's launcher
+only: they are constants here.
 """
 import inspect
 import operator

@@ -37,9 +37,9 @@ def _launch(kernel, tensors, dim, log):
     block_r, block_c, single_block, num_warps = softmax_launch_config(
         num_rows, num_columns, rows_contiguous=strides[0][1] == 1, fp64=fp64, live_tensors=len(tensors) - 1)
     grid = (num_groups * -(-num_columns // block_c),)
-    run_kernel(kernel, grid, *tensors, num_rows, num_columns, *(s for tensor_strides in strides for s in tensor_strides),
-                 LOG=log, BLOCK_R=block_r, BLOCK_C=block_c, SINGLE_BLOCK=single_block,
-                 WIDE_INDEX=needs_wide_index(*tensors), num_warps=num_warps)
+    run_kernel(kernel, grid, *tensors, num_rows, num_columns,
+               *(s for tensor_strides in strides for s in tensor_strides), LOG=log, BLOCK_R=block_r,
+               BLOCK_C=block_c, SINGLE_BLOCK=single_block, WIDE_INDEX=needs_wide_index(*tensors), num_warps=num_warps)
 
 
 def _as_indexable(dim, *tensors):
