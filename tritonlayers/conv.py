@@ -9,6 +9,7 @@ grad_input, channels x pixels for grad_weight), so the activation's derivative i
 (linear.backward_operand) and the weight-gradient GEMM sums A's rows into grad_bias. The layers are the ops
 tritonlayers::conv2d_1x1 and tritonlayers::conv_transpose2d (autograd from register_autograd).
 """
+import functools
 from typing import List, Optional, Tuple
 
 import torch
@@ -42,9 +43,11 @@ def _pixels(shape, strides_by_operand):
                   for d, size in enumerate(shape)))
 
 
-def _spatial(tensor, step=(1, 1)):
-    """(n, h, w) strides of an NCHW-indexed tensor, h and w multiplied by a step (a stride or a tap size)."""
-    return tensor.stride(0), step[0] * tensor.stride(2), step[1] * tensor.stride(3)
+def _spatial(tensor_or_strides, step=(1, 1)):
+    """(n, h, w) strides of an NCHW-indexed tensor (or of its strides), h and w multiplied by a step (a stride
+    or a tap size)."""
+    strides = tensor_or_strides.stride() if isinstance(tensor_or_strides, torch.Tensor) else tensor_or_strides
+    return strides[0], step[0] * strides[2], step[1] * strides[3]
 
 
 def _groups_axis(groups, strides, *taps):
@@ -104,15 +107,22 @@ def conv1x1_forward(input, weight, bias, stride, groups, spec, store_pre):
     in_group, out_group = input.shape[1] // groups, out_channels // groups
     output, pre = _forward_outputs(shape, input, store_pre)
     input = channels_last_operand(input)
-    gemm(weight, input, output,
-         batch=_groups_axis(groups, {"a": out_group * weight.stride(0), "b": in_group * input.stride(1),
-                                     "c": out_group * output.stride(1), "bias": out_group}),
-         m=axis(Level(out_group, {"a": weight.stride(0), "c": output.stride(1)})),
-         n=_pixels((batch, out_h, out_w), {"b": _spatial(input, stride), "c": _spatial(output)}),
-         k=axis(Level(in_group, {"a": weight.stride(1), "b": input.stride(1)})),
-         bias=bias, bias_along="m", spec=spec, pre=pre, allow_tf32=torch.backends.cudnn.allow_tf32,
-         op_name="conv2d")
+    batch_axis, m, n, k = _forward_axes(shape, in_group, out_group, input.stride(), weight.stride(), output.stride(),
+                                        stride, groups)
+    gemm(weight, input, output, batch=batch_axis, m=m, n=n, k=k, bias=bias, bias_along="m", spec=spec, pre=pre,
+         allow_tf32=torch.backends.cudnn.allow_tf32, op_name="conv2d")
     return output, pre
+
+
+# The axes of a layer's GEMMs depend on shapes and strides only: cached, as each training step repeats them.
+@functools.lru_cache(maxsize=1024)
+def _forward_axes(shape, in_group, out_group, input_strides, weight_strides, output_strides, stride, groups):
+    batch, _, out_h, out_w = shape
+    return (_groups_axis(groups, {"a": out_group * weight_strides[0], "b": in_group * input_strides[1],
+                                  "c": out_group * output_strides[1], "bias": out_group}),
+            axis(Level(out_group, {"a": weight_strides[0], "c": output_strides[1]})),
+            _pixels((batch, out_h, out_w), {"b": _spatial(input_strides, stride), "c": _spatial(output_strides)}),
+            axis(Level(in_group, {"a": weight_strides[1], "b": input_strides[1]})))
 
 
 def conv1x1_backward(grad_output, input, weight, saved, stride, groups, spec, needs):
@@ -133,25 +143,38 @@ def conv1x1_backward(grad_output, input, weight, saved, stride, groups, spec, ne
         # pixels the strided forward skipped get no gradient: start from zeros then
         grad_input = (torch.zeros_like if stride != (1, 1) else torch.empty_like)(
             input, memory_format=_memory_format(input))
-        gemm(grad, weight, grad_input,
-             batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": out_group * weight.stride(0),
-                                         "c": in_group * grad_input.stride(1)}),
-             m=_pixels((batch, out_h, out_w), {"a": _spatial(grad), "c": _spatial(grad_input, stride)}),
-             n=axis(Level(in_group, {"b": weight.stride(1), "c": grad_input.stride(1)})),
-             k=axis(Level(out_group, {"a": grad.stride(1), "b": weight.stride(0)})), **common)
+        batch_axis, m, n, k = _input_grad_axes((batch, out_h, out_w), in_group, out_group, grad.stride(),
+                                               weight.stride(), grad_input.stride(), stride, groups)
+        gemm(grad, weight, grad_input, batch=batch_axis, m=m, n=n, k=k, **common)
     bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, out_group), prologue)
     if needs_weight:  # (out channels x in channels) = (out channels x pixels) @ x
         grad_weight = torch.empty_like(weight)
         input = channels_last_operand(input)
-        gemm(grad, input, grad_weight,
-             batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * input.stride(1),
-                                         "c": out_group * grad_weight.stride(0), "bias": out_group}),
-             m=axis(Level(out_group, {"a": grad.stride(1), "c": grad_weight.stride(0)})),
-             n=axis(Level(in_group, {"b": input.stride(1), "c": grad_weight.stride(1)})),
-             k=_pixels((batch, out_h, out_w), {"a": _spatial(grad), "b": _spatial(input, stride)}),
-             bias_grad=bias_buffer, **common)
+        batch_axis, m, n, k = _weight_grad_axes((batch, out_h, out_w), in_group, out_group, grad.stride(),
+                                                input.stride(), grad_weight.stride(), stride, groups)
+        gemm(grad, input, grad_weight, batch=batch_axis, m=m, n=n, k=k, bias_grad=bias_buffer, **common)
     grad_bias = _finish_bias_grad(needs_bias, spec, bias_buffer, grad, a_saved, prologue, weight)
     return grad_input, grad_weight, grad_bias
+
+
+@functools.lru_cache(maxsize=1024)
+def _input_grad_axes(pixels, in_group, out_group, grad_strides, weight_strides, grad_input_strides, stride, groups):
+    """(pixels x in channels) = (pixels x out channels) @ W."""
+    return (_groups_axis(groups, {"a": out_group * grad_strides[1], "b": out_group * weight_strides[0],
+                                  "c": in_group * grad_input_strides[1]}),
+            _pixels(pixels, {"a": _spatial(grad_strides), "c": _spatial(grad_input_strides, stride)}),
+            axis(Level(in_group, {"b": weight_strides[1], "c": grad_input_strides[1]})),
+            axis(Level(out_group, {"a": grad_strides[1], "b": weight_strides[0]})))
+
+
+@functools.lru_cache(maxsize=1024)
+def _weight_grad_axes(pixels, in_group, out_group, grad_strides, input_strides, grad_weight_strides, stride, groups):
+    """(out channels x in channels) = (out channels x pixels) @ x."""
+    return (_groups_axis(groups, {"a": out_group * grad_strides[1], "b": in_group * input_strides[1],
+                                  "c": out_group * grad_weight_strides[0], "bias": out_group}),
+            axis(Level(out_group, {"a": grad_strides[1], "c": grad_weight_strides[0]})),
+            axis(Level(in_group, {"b": input_strides[1], "c": grad_weight_strides[1]})),
+            _pixels(pixels, {"a": _spatial(grad_strides), "b": _spatial(input_strides, stride)}))
 
 
 def conv_transpose_forward(input, weight, bias, groups, spec, store_pre):
