@@ -8,6 +8,7 @@ weight-gradient GEMM also sums dz's rows into grad_bias. Softmax heads take the 
 The layer is the op tritonlayers::linear (autograd from register_autograd); the helpers its autograd shares
 with the convolutions live here too.
 """
+import functools
 import math
 from typing import List, Optional, Tuple
 
@@ -25,19 +26,16 @@ from .kernels.host_math import cdiv
 HEADS = ("softmax", "log_softmax")
 
 
-def _leading(tensor, operand):
-    """Levels of the leading (batch) dims of a [..., features] tensor for one operand."""
-    return [Level(size, {operand: stride}) for size, stride in zip(tensor.shape[:-1], tensor.stride()[:-1])]
-
-
 def _rows(*tensors_and_operands):
     """The M (or K) axis over the leading dims of several same-shaped [..., features] tensors."""
     first = tensors_and_operands[0][0]
-    levels = []
-    for d in range(first.dim() - 1):
-        strides = {op: t.stride()[d] for t, op in tensors_and_operands}
-        levels.append(Level(first.shape[d], strides))
-    return axis(*levels)
+    return _leading_axis(first.shape[:-1], tuple((op, t.stride()[:-1]) for t, op in tensors_and_operands))
+
+
+@functools.lru_cache(maxsize=1024)
+def _leading_axis(sizes, operand_strides):
+    """_rows on (sizes, ((operand, strides), ...)): cached, as every training step repeats its shapes."""
+    return axis(*(Level(size, {op: strides[d] for op, strides in operand_strides}) for d, size in enumerate(sizes)))
 
 
 def _too_strided(*tensors_and_operands):
