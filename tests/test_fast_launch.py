@@ -14,6 +14,7 @@ from triton.runtime.jit import JITFunction
 
 from helpers import DEVICE, ON_GPU, assert_close
 from tritonlayers import _fast_launch
+from tritonlayers._cache import BoundedCache
 from tritonlayers._launch import KERNELS_INTERPRETED
 
 
@@ -43,7 +44,7 @@ def fake_kernel(monkeypatch):
 
     monkeypatch.setattr(kernel, "run", run)
     monkeypatch.setattr(_fast_launch, "ENABLED", True)
-    monkeypatch.setattr(_fast_launch, "_ENTRIES", {})
+    monkeypatch.setattr(_fast_launch, "_ENTRIES", BoundedCache())
     monkeypatch.setattr(torch._C, "_cuda_getDevice", lambda: 0, raising=False)
     monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", lambda device: 777, raising=False)
     return kernel, slow_calls, compiled

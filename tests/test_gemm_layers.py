@@ -68,6 +68,8 @@ def test_persistent_variant_loops_over_tiles(layout, monkeypatch):
     """The persistent kernel (a few programs per batch, each looping over tiles: 4 on the CPU) with 16x16
     tiles: a linear with 9 x 4 tiles and a batched NCHW 1x1 convolution, values and gradients."""
     import tritonlayers._gemm
+    from tritonlayers._cache import BoundedCache
+    monkeypatch.setattr(tritonlayers._gemm, "_PLANS", BoundedCache())  # plans made under these tiles stay here
     monkeypatch.setattr(tritonlayers._gemm, "INTERPRETER_CONFIG",
                         {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16, "GROUP_M": 2, "PERSISTENT": True})
     x = make_input((131, 40), torch.float32, low=-1, high=1, requires_grad=True)
@@ -154,6 +156,8 @@ def test_split_k_weight_gradients(layer, shape, layout, stride, groups, activati
     """Weight gradients reduce over every pixel into a small C: K is split into chunks summed afterwards.
     Forced here on small shapes (chunks of 4); the spy proves the split ran."""
     import tritonlayers._gemm as gemm_host
+    from tritonlayers._cache import BoundedCache
+    monkeypatch.setattr(gemm_host, "_PLANS", BoundedCache())  # plans made under these settings stay here
     monkeypatch.setattr(gemm_host, "SPLIT_K_MIN_DEPTH", 4)
     splits = []
     factor = gemm_host.split_k_factor

@@ -1,5 +1,6 @@
 """Launcher shared by the elementwise kernels (activations, the backward of in-place ones)."""
 from . import _layout
+from ._cache import BoundedCache
 from ._fast_launch import run_kernel
 from ._layout import elementwise_geometry, needs_wide_index
 from .kernels.elementwise import elementwise_launch_config
@@ -8,8 +9,7 @@ from .kernels.host_math import cdiv
 # Launch plans by kernel (its id: hashing a JITFunction hashes its source), tensor shapes / strides / dtypes
 # and constexprs: a repeated call (every training step's) skips the layout analysis, which costs as much host
 # time as the rest of the call.
-_PLANS = {}
-_MAX_PLANS = 4096
+_PLANS = BoundedCache()
 
 
 def _plan(kernel, tensors, constexprs):
@@ -43,9 +43,7 @@ def launch_elementwise(kernel, inputs, outputs, scalars=(), **constexprs):
     if plan is None:
         plan = _plan(kernel, tensors, constexprs)
         if plan is not None:
-            if len(_PLANS) >= _MAX_PLANS:
-                _PLANS.clear()
-            _PLANS[key] = plan
+            _PLANS.put(key, plan)
     targets = outputs
     if plan is None:
         inputs = [tensor.contiguous() for tensor in inputs]

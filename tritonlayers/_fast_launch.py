@@ -25,14 +25,14 @@ from triton import knobs
 from triton.runtime.autotuner import Autotuner
 from triton.runtime.jit import JITFunction
 
+from ._cache import BoundedCache
 from ._launch import KERNELS_INTERPRETED
 
 ENABLED = (not KERNELS_INTERPRETED and torch.cuda.is_available()
            and os.environ.get("TRITONLAYERS_DIRECT_LAUNCH", "1") != "0")
 
-_ENTRIES = {}
+_ENTRIES = BoundedCache(8192)
 _LAYOUTS = {}  # (id(kernel), the positional arguments' types) -> _Layout, or _NO_ENTRY
-_MAX_ENTRIES = 8192
 _NO_ENTRY = object()  # what the fast path does not serve (kept so it is not analyzed again)
 _INT32_MIN, _INT32_MAX, _INT64_MAX = -2**31, 2**31 - 1, 2**63 - 1
 _RUNTIME = knobs.runtime
@@ -119,9 +119,7 @@ def run_kernel(kernel, grid, *args, **kwargs):
             or _hook_installed(_RUNTIME.launch_exit_hook)):
         compiled = kernel[grid](*args, **kwargs)
         if entry is None and key is not None:
-            if len(_ENTRIES) >= _MAX_ENTRIES:
-                _ENTRIES.clear()
-            _ENTRIES[key] = _new_entry(kernel, jit, compiled, args, kwargs)
+            _ENTRIES.put(key, _new_entry(kernel, jit, compiled, args, kwargs))
         return
     if callable(grid):
         grid = grid(entry.meta)

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import torch
 
+from ._cache import BoundedCache
 from ._fast_launch import run_kernel
 from ._launch import launch_device, sm_count
 from .activation import ActivationSpec
@@ -80,16 +81,13 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
     if m.total == 0 or n.total == 0 or batch.total == 0:
         return
     # Axes come from axis()'s cache, so equal axes are the same objects: a plan holds them, so their ids
-    # stay theirs while it lives. The module settings tests change are part of the key.
+    # stay theirs while it lives.
     key = (id(batch), id(m), id(n), id(k), a.dtype, a.device, bias is None, bias_along, spec, softmax, pre is None,
-           a_saved is None, prologue, bias_grad is None, allow_tf32, SPLIT_K_MIN_DEPTH, split_k_factor,
-           id(INTERPRETER_CONFIG))
+           a_saved is None, prologue, bias_grad is None, allow_tf32)
     plan = _PLANS.get(key)
     if plan is None:
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        plan = _PLANS[key] = _Plan(a, batch, m, n, k, bias, bias_along, spec, softmax, pre, prologue, bias_grad,
-                                   allow_tf32)
+        plan = _PLANS.put(key, _Plan(a, batch, m, n, k, bias, bias_along, spec, softmax, pre, prologue, bias_grad,
+                                     allow_tf32))
     operands = (b, a) if plan.swapped else (a, b)
     target, bias_target = c, bias_grad
     if plan.splits > 1:
@@ -105,8 +103,7 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
         _sum_partials(target, bias_target, c, bias_grad, *plan.unsplit)
 
 
-_PLANS = {}
-_MAX_PLANS = 4096
+_PLANS = BoundedCache()  # tests that change split-K or the interpreter's tiles start from an empty one
 
 
 class _Plan:

@@ -2,6 +2,8 @@
 fixed rank the kernels index with, so channels_last and sliced tensors run without layout copies."""
 import torch
 
+from ._cache import BoundedCache
+
 KERNEL_RANK = 4  # strided elementwise kernels decompose flat indices over this many dims
 
 
@@ -97,14 +99,11 @@ def reduction_geometry(dim, *tensors):
     key = (dim, tensors[0].shape, *(tensor.stride() for tensor in tensors))
     geometry = _GEOMETRIES.get(key, _MISSING)
     if geometry is _MISSING:  # every training step repeats its shapes: the analysis runs once per layout
-        if len(_GEOMETRIES) >= _MAX_GEOMETRIES:
-            _GEOMETRIES.clear()
-        geometry = _GEOMETRIES[key] = _reduction_geometry(dim, key[1], key[2:])
+        geometry = _GEOMETRIES.put(key, _reduction_geometry(dim, key[1], key[2:]))
     return geometry
 
 
-_GEOMETRIES = {}
-_MAX_GEOMETRIES = 4096
+_GEOMETRIES = BoundedCache()
 _MISSING = object()
 
 

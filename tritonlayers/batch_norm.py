@@ -23,6 +23,7 @@ from .kernels.batch_norm import (batch_norm_backward_input_kernel, batch_norm_ba
                                  batch_norm_backward_resident_kernel, batch_norm_forward_kernel,
                                  batch_norm_forward_resident_kernel, resident_config)
 from .kernels.batch_norm_stats import batch_norm_merge_kernel, batch_norm_stats_kernel, merge_grid
+from .kernels.host_math import cdiv
 from .kernels.tiles import split_columns, tile_launch_config
 
 FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -58,7 +59,7 @@ def _flat_strides(strides):
 def _split_config(geometry, device):
     num_groups, num_channels, num_columns, strides = geometry
     block_r, block_c, num_warps = tile_launch_config(num_channels, num_columns, strides[0][1] == 1)
-    row_blocks = -(-num_channels // block_r)
+    row_blocks = cdiv(num_channels, block_r)
     tiles_per_program, splits = split_columns(num_groups, num_columns, block_c, row_blocks, 4 * sm_count(device))
     return dict(block_r=block_r, block_c=block_c, num_warps=num_warps, grid=(row_blocks, splits),
                 tiles_per_program=tiles_per_program, splits=splits)
@@ -106,7 +107,7 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
         if resident is not None:
             block_r, block_j, num_warps = resident
             run_kernel(
-                batch_norm_forward_resident_kernel, (-(-num_channels // block_r),),
+                batch_norm_forward_resident_kernel, (cdiv(num_channels, block_r),),
                 x, res, out, used_mean, used_invstd, weight_, bias_, *running, num_channels, num_columns,
                 num_groups * num_columns, *_flat_strides(strides), momentum, eps, spec.param_a, spec.param_b,
                 UPDATE_RUNNING=update_running, BLOCK_R=block_r, BLOCK_J=block_j, num_warps=num_warps, **common)
@@ -176,7 +177,7 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
             block_r, block_j, num_warps = resident
             sums = torch.empty(3, num_channels, dtype=sums_dtype, device=input.device)
             run_kernel(
-                batch_norm_backward_resident_kernel, (-(-num_channels // block_r),),
+                batch_norm_backward_resident_kernel, (cdiv(num_channels, block_r),),
                 go, x, sv, gi, gr, mean, invstd, weight_, bias_, sums, num_channels, num_columns,
                 num_groups * num_columns, *_flat_strides(strides), spec.param_a, spec.param_b,
                 GRAD_RESIDUAL=needs_residual, BLOCK_R=block_r, BLOCK_J=block_j, num_warps=num_warps, **common)

@@ -19,6 +19,7 @@ from ._random import draw_seed_offset, seed_offset_values
 from .activation import ActivationSpec, resolve_activation
 from .kernels.dropout import (FOURS_ALONG_COLUMNS, FOURS_ALONG_ROWS, MAP_PER_ROW, PER_ELEMENT,
                               dropout_backward_kernel, dropout_forward_kernel)
+from .kernels.host_math import cdiv
 from .kernels.tiles import split_columns, tile_launch_config
 
 FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -54,7 +55,7 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
     key = torch.empty_strided(plan.shape, plan.key_strides, device="meta")
     num_groups, num_rows, num_columns, strides = reduction_geometry(plan.row_dim, *tensors, key)
     block_r, block_c, num_warps = tile_launch_config(num_rows, num_columns, strides[0][1] == 1)
-    row_blocks = -(-num_rows // block_r)
+    row_blocks = cdiv(num_rows, block_r)
     # Programs to fill the device a few times over; column sums for a bias want fewer, longer programs.
     tiles_per_program, splits = split_columns(num_groups, num_columns, block_c, row_blocks,
                                               (2 if bias_grad else 4) * sm_count(tensors[0].device))

@@ -9,6 +9,7 @@ from ._fast_launch import run_kernel
 from ._launch import check_floating, check_tensor, launch_device
 from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
 from ._library import custom_op
+from .kernels.host_math import cdiv
 from .kernels.softmax import softmax_backward_kernel, softmax_forward_kernel, softmax_launch_config
 
 
@@ -36,7 +37,7 @@ def _launch(kernel, tensors, dim, log):
     fp64 = tensors[-1].dtype == torch.float64 or tensors[0].dtype == torch.float64
     block_r, block_c, single_block, num_warps = softmax_launch_config(
         num_rows, num_columns, rows_contiguous=strides[0][1] == 1, fp64=fp64, live_tensors=len(tensors) - 1)
-    grid = (num_groups * -(-num_columns // block_c),)
+    grid = (num_groups * cdiv(num_columns, block_c),)
     run_kernel(kernel, grid, *tensors, num_rows, num_columns,
                *(s for tensor_strides in strides for s in tensor_strides), LOG=log, BLOCK_R=block_r,
                BLOCK_C=block_c, SINGLE_BLOCK=single_block, WIDE_INDEX=needs_wide_index(*tensors), num_warps=num_warps)
