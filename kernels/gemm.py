@@ -32,9 +32,33 @@ def axis_offsets(index, size1, size2, stride0, stride1, stride2, LEVELS: tl.cons
         return (rest // size1) * stride0 + (rest % size1) * stride1 + inner * stride2
 
 
+# SOFTMAX mode 3: the tile stores its logits and, per row, the max and the sum of exp(logit - max) over its
+# columns (a row too long for one tile); softmax_normalize_kernel combines them and normalizes in place.
+PARTIAL_SOFTMAX = tl.constexpr(3)
+STATS_COLUMNS = 128  # BLOCK_N of the partial-softmax GEMM: one stats slot per column tile
+
+
+@triton.jit
+def _store_partial_softmax_stats(logits, stats_ptr, batch, rows, pid_n, row_mask, column_mask, M, N,
+                                 BLOCK_N: tl.constexpr):
+    """Row max and sum of exp(logit - max) of this tile's columns into slot pid_n of stats, a (2, batches * M,
+    slots) tensor (maxima, then sums). The logits come rounded to the output dtype, as the normalization
+    pass reads them, so each row sums to 1 as torch's softmax of the stored logits would. An all -inf slot
+    shifts by 0 (its sum is 0, not NaN)."""
+    logits = tl.where(column_mask[None, :], logits, float("-inf"))
+    tile_max = tl.max(logits, axis=1)
+    shift = tl.where(tile_max == float("-inf"), 0, tile_max)
+    tile_sum = tl.sum(tl.exp(logits - shift[:, None]), axis=1)
+    slots = tl.cdiv(N, BLOCK_N)
+    offsets = (batch.to(tl.int64) * M + rows) * slots + pid_n
+    tl.store(stats_ptr + offsets, tile_max.to(stats_ptr.dtype.element_ty), mask=row_mask)
+    plane = tl.num_programs(1).to(tl.int64) * M * slots
+    tl.store(stats_ptr + plane + offsets, tile_sum.to(stats_ptr.dtype.element_ty), mask=row_mask)
+
+
 @triton.jit
 def _gemm_tile(
-    pid, a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, M, N, K,
+    pid, a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, stats_ptr, M, N, K,
     batch_size1, batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2,
     a_batch0, a_batch1, a_batch2, a_m0, a_m1, a_m2, a_k0, a_k1, a_k2,
     b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2,
@@ -112,7 +136,11 @@ def _gemm_tile(
     mask = row_mask[:, None] & column_mask[None, :]
     if STORE_PRE:
         tl.store(pre_ptr + c_offsets, z.to(pre_ptr.dtype.element_ty), mask=mask)
-    if SOFTMAX != 0:
+    if SOFTMAX == PARTIAL_SOFTMAX:
+        _store_partial_softmax_stats(z.to(c_ptr.dtype.element_ty).to(acc.dtype), stats_ptr, batch, rows, pid_n,
+                                     row_mask, column_mask, M, N, BLOCK_N)
+        y = z
+    elif SOFTMAX != 0:
         logits = tl.where(column_mask[None, :], z, float("-inf"))
         shifted = logits - tl.max(logits, axis=1)[:, None]
         exp_shifted = tl.exp(shifted)
@@ -130,7 +158,7 @@ def _gemm_tile(
 
 @triton.jit
 def gemm_kernel(
-    a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, M, N, K,
+    a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, stats_ptr, M, N, K,
     batch_size1, batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2,
     a_batch0, a_batch1, a_batch2, a_m0, a_m1, a_m2, a_k0, a_k1, a_k2,
     b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2,
@@ -150,7 +178,8 @@ def gemm_kernel(
 
     Forward epilogue: BIAS 0 none, 1 along N (a linear layer's features), 2 along M (a convolution's
     output channels); ACTIVATION; SOFTMAX 0, or 1 / 2 for softmax / log_softmax over N (the host makes
-    BLOCK_N cover N); STORE_PRE also stores the pre-activation (after bias) to pre_ptr, laid out like C.
+    BLOCK_N cover N), or 3 (PARTIAL_SOFTMAX) for logits plus per-tile row statistics to stats_ptr (BLOCK_N
+    = STATS_COLUMNS); STORE_PRE also stores the pre-activation (after bias) to pre_ptr, laid out like C.
 
     Backward prologue: with PROLOGUE 1 (saved pre-activation) or 2 (saved output), A holds the gradient
     after ACTIVATION and becomes the gradient before it as it is loaded, from a_saved (laid out like A), so
@@ -159,19 +188,19 @@ def gemm_kernel(
     if PERSISTENT:
         tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
         for pid in range(tl.program_id(0), tiles, tl.num_programs(0)):
-            _gemm_tile(pid, a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, M, N, K, batch_size1, batch_size2,
-                m_size1, m_size2, n_size1, n_size2, k_size1, k_size2, a_batch0, a_batch1, a_batch2, a_m0, a_m1,
-                a_m2, a_k0, a_k1, a_k2, b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2, c_batch0,
-                c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1, bias_batch2,
-                param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE, PROLOGUE,
-                BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+            _gemm_tile(pid, a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, stats_ptr, M, N, K, batch_size1,
+                batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2, a_batch0, a_batch1, a_batch2, a_m0,
+                a_m1, a_m2, a_k0, a_k1, a_k2, b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2,
+                c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1,
+                bias_batch2, param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE,
+                PROLOGUE, BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
     else:
-        _gemm_tile(tl.program_id(0), a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, M, N, K, batch_size1,
-            batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2, a_batch0, a_batch1, a_batch2, a_m0,
-            a_m1, a_m2, a_k0, a_k1, a_k2, b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2,
-            c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1, bias_batch2,
-            param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE, PROLOGUE,
-            BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+        _gemm_tile(tl.program_id(0), a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, stats_ptr, M, N, K,
+            batch_size1, batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2, a_batch0, a_batch1,
+            a_batch2, a_m0, a_m1, a_m2, a_k0, a_k1, a_k2, b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1,
+            b_n2, c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1,
+            bias_batch2, param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE,
+            PROLOGUE, BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
 
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"  # as triton.jit decided above
@@ -191,6 +220,10 @@ CONFIGS = [
     triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}, num_stages=4, num_warps=4),
     triton.Config({"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}, num_stages=4, num_warps=4),
 ]
+# The partial-softmax GEMM's tiles: BLOCK_N is STATS_COLUMNS (a stats slot per column tile, whichever
+# config the tuner keeps); the last, small one serves the dtypes without tensor cores (fp64: gradcheck).
+PARTIAL_SOFTMAX_CONFIGS = [c for c in CONFIGS if c.kwargs["BLOCK_N"] == STATS_COLUMNS] + [
+    triton.Config({"BLOCK_M": 16, "BLOCK_N": STATS_COLUMNS, "BLOCK_K": 32, "GROUP_M": 8}, num_stages=4, num_warps=4)]
 # The interpreter runs one modest tile (its numpy matmul does not care, and autotuning would time Python).
 INTERPRETER_CONFIG = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}
 
@@ -204,7 +237,10 @@ def prune_configs(configs, named_args, **kwargs):
     spill (checked on sm_90 by tests/sm90_compile_sweep.py), so those dtypes tune over the small ones
     (fp64, which serves gradcheck, over the smallest). Tiles much larger than the problem only compute
     padding, and a persistent grid only pays with more tiles than SMs: both are dropped, so first-call
-    tuning compiles and times fewer configs. The last config (the smallest) always stays."""
+    tuning compiles and times fewer configs. The last config (the smallest) always stays. The partial
+    softmax tunes over its own configs."""
+    if kwargs.get("SOFTMAX") == PARTIAL_SOFTMAX.value:
+        configs = PARTIAL_SOFTMAX_CONFIGS
     dtype = named_args["a_ptr"].dtype
     if dtype not in (torch.float16, torch.bfloat16) and kwargs.get("INPUT_PRECISION") != "tf32":
         largest = 32 * 64 if dtype == torch.float64 else 64 * 128
@@ -232,8 +268,8 @@ def _time_config(kernel_call, quantiles):
 
 gemm_autotuned = triton.autotune(
     configs=CONFIGS,
-    key=["M", "N", "K", "M_LEVELS", "N_LEVELS", "K_LEVELS", "BIAS", "ACTIVATION", "PROLOGUE", "BIAS_GRAD",
-         "INPUT_PRECISION"],
+    key=["M", "N", "K", "M_LEVELS", "N_LEVELS", "K_LEVELS", "BIAS", "ACTIVATION", "SOFTMAX", "PROLOGUE",
+         "BIAS_GRAD", "INPUT_PRECISION"],
     prune_configs_by={"early_config_prune": prune_configs},
     do_bench=_time_config,
 )(gemm_kernel)

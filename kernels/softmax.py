@@ -5,6 +5,7 @@ program vectorizes over (the most contiguous remaining one), so softmax over a n
 tensor reads contiguous columns instead of transposing. A program owns BLOCK_C columns of one group:
 - single block (BLOCK_R >= rows): the tile stays in registers; memory is read once, written once;
 - multi block: an online max/sum pass over row chunks, then a second pass that writes.
+softmax_normalize_kernel finishes a linear layer's softmax head whose rows span several GEMM tiles.
 """
 import triton
 import triton.language as tl
@@ -93,6 +94,44 @@ def softmax_forward_kernel(
                 y = tl.exp(shifted) * inverse_total[None, :]
             tl.store(output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
                                            output_column_stride), y.to(output_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def softmax_normalize_kernel(
+    logits_ptr, stats_ptr, num_rows, num_columns, row_stride, num_slots,
+    LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
+    WIDE_INDEX: tl.constexpr,
+):
+    """In place, rows of logits -> softmax / log_softmax, from the partial statistics the GEMM stored per
+    column tile (gemm_kernel's PARTIAL_SOFTMAX: stats is (2, rows, slots), maxima then sums of exp(x - max)):
+    the slots are combined online, then each logit is read once and written once."""
+    rows = _indices(tl.program_id(0) * BLOCK_R, BLOCK_R, WIDE_INDEX)
+    row_mask = rows < num_rows
+    running_max = tl.full([BLOCK_R], float("-inf"), stats_ptr.dtype.element_ty)
+    running_sum = tl.zeros([BLOCK_R], stats_ptr.dtype.element_ty)
+    for slot_start in range(0, num_slots, BLOCK_S):
+        slots = slot_start + tl.arange(0, BLOCK_S)
+        mask = row_mask[:, None] & (slots[None, :] < num_slots)
+        offsets = rows[:, None] * num_slots + slots[None, :]
+        slot_max = tl.load(stats_ptr + offsets, mask=mask, other=float("-inf"))
+        slot_sum = tl.load(stats_ptr + num_rows * num_slots + offsets, mask=mask, other=0)
+        new_max = tl.maximum(running_max, tl.max(slot_max, axis=1))
+        shift = tl.where(new_max == float("-inf"), 0, new_max)
+        running_sum = running_sum * tl.exp(running_max - shift) + \
+            tl.sum(slot_sum * tl.exp(slot_max - shift[:, None]), axis=1)
+        running_max = new_max
+    log_total = tl.log(running_sum)
+    inverse_total = 1 / running_sum
+    for column_start in range(0, num_columns, BLOCK_C):
+        columns = _indices(column_start, BLOCK_C, WIDE_INDEX)
+        mask = row_mask[:, None] & (columns[None, :] < num_columns)
+        pointers = logits_ptr + rows[:, None] * row_stride + columns[None, :]
+        shifted = tl.load(pointers, mask=mask, other=0).to(running_max.dtype) - running_max[:, None]
+        if LOG:
+            y = shifted - log_total[:, None]
+        else:
+            y = tl.exp(shifted) * inverse_total[:, None]
+        tl.store(pointers, y.to(logits_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -197,3 +236,12 @@ def _tile(num_rows, num_columns, rows_contiguous, max_tile):
         block_c = min(columns_pow2, 128, max_tile)
         block_r = max(1, min(rows_pow2, max_tile // block_c))
     return block_r, block_c
+
+
+def normalize_launch_config(num_rows, num_columns, num_slots, tile=2048):
+    """(BLOCK_R, BLOCK_C, BLOCK_S, num_warps) of softmax_normalize_kernel: a tile of up to `tile` logits, several
+    short rows per program, a long row walked in chunks."""
+    block_c = min(next_power_of_2(num_columns), tile)
+    block_r = max(1, min(next_power_of_2(num_rows), tile // block_c))
+    block_s = max(1, min(next_power_of_2(num_slots), tile // block_r))
+    return block_r, block_c, block_s, max(1, min(8, block_r * block_c // 256))

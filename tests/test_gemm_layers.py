@@ -84,14 +84,60 @@ def test_persistent_variant_loops_over_tiles(layout, monkeypatch):
 
 @pytest.mark.parametrize("activation", [None, "relu", "gelu", "sigmoid", "softmax", "log_softmax",
                                         torch.nn.LeakyReLU(0.2)], ids=str)
-@pytest.mark.parametrize("out_features", [45, 1030], ids=["fused-epilogue", "softmax-kernel-after"])
+@pytest.mark.parametrize("out_features", [45, 1030], ids=["fused-epilogue", "tiles-then-normalize"])
 def test_linear_fused_activations_and_heads(activation, out_features):
-    # 1030 features do not fit the softmax epilogue's tile: logits, then the softmax kernel
+    # 1030 features do not fit the softmax epilogue's tile: logits and per-tile statistics, then normalized
     x = make_input((6, 40), torch.float32, low=-1, high=1, requires_grad=True)
     weight = make_input((out_features, 40), torch.float32, low=-0.3, high=0.3, requires_grad=True)
     bias = make_input((out_features,), torch.float32, requires_grad=True)
     _compare(lambda: TF.linear(x, weight, bias, activation=activation),
              lambda x, w, b: _head(F.linear(x, w, b), activation), [x, weight, bias], torch.float32, 40)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("head", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("rows,features,why", [((3, 4), 300, "long-rows"), ((5,), 45, "few-row-tiles")],
+                         ids=["3-column-tiles", "few-row-tiles"])
+def test_linear_head_across_tiles(rows, features, why, head, dtype, monkeypatch):
+    """The online softmax across column tiles (rows too long for one tile, made so here for 300 features: 3
+    stats slots, the last one partial; or, on a GPU with many SMs, rows too few for the one-tile epilogue),
+    values and gradients, with a leading-dims M axis. A bias of -inf over the whole first slot makes it
+    contribute nothing (its max is -inf) and a NaN input makes its row NaN, as in torch."""
+    import tritonlayers.linear
+    if why == "long-rows":
+        monkeypatch.setattr(tritonlayers.linear, "softmax_epilogue_config", lambda features: None)
+    else:
+        monkeypatch.setattr(tritonlayers.linear, "sm_count", lambda device: 132)
+    x = make_input((*rows, 24), dtype, low=-1, high=1, requires_grad=True)
+    weight = make_input((features, 24), dtype, low=-1, high=1, requires_grad=True)
+    bias = make_input((features,), dtype, requires_grad=True)
+    _compare(lambda: TF.linear(x, weight, bias, activation=head),
+             lambda x, w, b: _head(F.linear(x, w, b), head), [x, weight, bias], dtype, 24)
+    with torch.no_grad():
+        masked_bias = bias.clone()
+        masked_bias[:min(features, 128)] = float("-inf")
+        masked_bias[-1] = float("-inf")
+        nan_x = x.clone()
+        nan_x.view(-1, 24)[1, 3] = float("nan")
+    y = TF.linear(nan_x, weight, masked_bias, activation=head)
+    expected = _head(F.linear(nan_x.double(), weight.double(), masked_bias.double()), head)
+    assert bool(torch.isnan(y.view(-1, features)[1]).all())
+    assert_close(y, expected, dtype, scale_atol=24)
+
+
+def test_linear_head_normalize_walks_slots_and_columns_in_chunks(monkeypatch):
+    """The normalization pass with tiny tiles: the row's 9 stats slots in 3 chunks (the online combine across
+    chunks) and its 1030 logits in chunks of 4."""
+    import functools
+
+    import tritonlayers.softmax
+    monkeypatch.setattr(tritonlayers.softmax, "normalize_launch_config",
+                        functools.partial(tritonlayers.softmax.normalize_launch_config, tile=4))
+    assert tritonlayers.softmax.normalize_launch_config(2, 1030, 9) == (1, 4, 4, 1)
+    x = make_input((2, 8), torch.float32, low=-1, high=1, requires_grad=True)
+    weight = make_input((1030, 8), torch.float32, low=-1, high=1, requires_grad=True)
+    _compare(lambda: TF.linear(x, weight, activation="softmax"), lambda x, w: F.softmax(F.linear(x, w), -1),
+             [x, weight], torch.float32, 8)
 
 
 def test_linear_without_bias_and_frozen_weight():
@@ -272,8 +318,8 @@ def test_conv_transpose2d_fused_activation():
              lambda x, w, b: F.silu(F.conv_transpose2d(x, w, b, 2)), [x, weight, bias], torch.float32, 30)
 
 
-@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d", "linear"])
-def test_gradcheck_fp64(op):
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d", "linear", "linear-head-across-tiles"])
+def test_gradcheck_fp64(op, monkeypatch):
     bias = make_input((4,), torch.float64, requires_grad=True)
     if op == "conv2d":
         x, weight = make_input((1, 4, 3, 2), torch.float64), make_input((4, 2, 1, 1), torch.float64)
@@ -282,9 +328,14 @@ def test_gradcheck_fp64(op):
         x, weight = make_input((1, 4, 2, 1), torch.float64), make_input((4, 1, 2, 2), torch.float64)
         bias = make_input((2,), torch.float64, requires_grad=True)
         fn = lambda x, w, b: TF.conv_transpose2d(x, w, b, 2, groups=2, activation="tanh")  # noqa: E731
-    else:
+    elif op == "linear":
         x, weight = make_input((3, 5), torch.float64), make_input((4, 5), torch.float64)
         fn = lambda x, w, b: TF.linear(x, w, b, activation="log_softmax")  # noqa: E731
+    else:  # rows of 130 features: two column tiles' statistics, combined
+        x, weight = make_input((2, 3), torch.float64), make_input((130, 3), torch.float64)
+        bias = make_input((130,), torch.float64, requires_grad=True)
+        monkeypatch.setattr(tritonlayers.linear, "softmax_epilogue_config", lambda features: None)
+        fn = lambda x, w, b: TF.linear(x, w, b, activation="softmax")  # noqa: E731
     gradcheck(fn, x.requires_grad_(), weight.requires_grad_(), bias, fast_mode=True)
 
 

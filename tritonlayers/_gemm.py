@@ -11,11 +11,12 @@ from ._fast_launch import run_kernel
 from ._launch import launch_device, sm_count
 from .activation import ActivationSpec
 from .kernels.activation import IDENTITY
-from .kernels.gemm import INTERPRETED, INTERPRETER_CONFIG, gemm_autotuned, gemm_kernel, softmax_epilogue_config
+from .kernels.gemm import (INTERPRETED, INTERPRETER_CONFIG, PARTIAL_SOFTMAX, STATS_COLUMNS, gemm_autotuned, gemm_kernel,
+                           softmax_epilogue_config)
 from .kernels.host_math import cdiv
 
 OPERANDS = ("a", "b", "c", "bias")  # axis() spells them out: its key is built on every GEMM call
-SOFTMAX_IDS = {None: 0, "softmax": 1, "log_softmax": 2}
+SOFTMAX_IDS = {None: 0, "softmax": 1, "log_softmax": 2, "partial": PARTIAL_SOFTMAX.value}
 
 
 class Level(NamedTuple):
@@ -68,11 +69,13 @@ def input_precision(dtype, allow_tf32):
 
 
 def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=ActivationSpec("identity"), softmax=None,
-         pre=None, a_saved=None, prologue=None, bias_grad=None, allow_tf32=False, op_name="gemm"):
+         softmax_stats=None, pre=None, a_saved=None, prologue=None, bias_grad=None, allow_tf32=False, op_name="gemm"):
     """c = epilogue(prologue(a) @ b) over the given axes (a, b, c are the base tensors the strides walk from).
 
     Forward: bias_along "n" or "m" (bias is 1-D, offset per batch by the batch axis' "bias" strides);
-    softmax None, "softmax" or "log_softmax" over N (needs N to fit one tile: softmax_epilogue_config); pre
+    softmax None, "softmax" or "log_softmax" over N (needs N to fit one tile: softmax_epilogue_config), or
+    "partial": c gets the logits and softmax_stats, a (2, batch * M, cdiv(N, STATS_COLUMNS)) tensor in the
+    accumulator's dtype, each column tile's row max and sum of exp (softmax.normalize_partial_softmax); pre
     a tensor laid out like c that also receives the pre-activation; spec the activation.
     Backward: prologue "input" / "output" turns a (the gradient after spec's activation) into the gradient
     before it from a_saved (the saved pre-activation / output, with a's strides); bias_grad a tensor that
@@ -97,8 +100,8 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
     bias_like = bias if bias is not None else bias_target
     with launch_device(op_name, a, b, c, bias, a_saved, bias_grad):
         run_kernel(plan.kernel, plan.grid, *operands, target, bias_like if bias_like is not None else target,
-                   pre if pre is not None else target, a_saved if a_saved is not None else operands[0], *plan.scalars,
-                   **plan.constexprs)
+                   pre if pre is not None else target, a_saved if a_saved is not None else operands[0],
+                   softmax_stats if softmax_stats is not None else target, *plan.scalars, **plan.constexprs)
     if plan.splits > 1:
         _sum_partials(target, bias_target, c, bias_grad, *plan.unsplit)
 
@@ -141,14 +144,15 @@ class _Plan:
                                BIAS_GRAD=bias_grad is not None, INPUT_PRECISION=input_precision(a.dtype, allow_tf32))
         grid = _grid(m.total, n.total, batch.total, a.device)
         self.kernel, self.grid = gemm_autotuned, grid
-        if softmax is not None:
+        if softmax is not None and softmax != "partial":
             block_m, block_n, block_k, num_warps, num_stages = softmax_epilogue_config(n.total)
             self.kernel, self.grid = gemm_kernel, grid({"BLOCK_M": block_m, "BLOCK_N": block_n})
             self.constexprs.update(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=4,
                                    num_warps=num_warps, num_stages=num_stages)
         elif INTERPRETED:
-            self.kernel, self.grid = gemm_kernel, grid(INTERPRETER_CONFIG)
-            self.constexprs.update(INTERPRETER_CONFIG)
+            config = INTERPRETER_CONFIG if softmax is None else {**INTERPRETER_CONFIG, "BLOCK_N": STATS_COLUMNS}
+            self.kernel, self.grid = gemm_kernel, grid(config)
+            self.constexprs.update(config)
 
 
 def _columns_first(m, n):

@@ -9,7 +9,6 @@ The layer is the op tritonlayers::linear (autograd from register_autograd); the 
 with the convolutions live here too.
 """
 import functools
-import math
 from typing import List, Optional, Tuple
 
 import torch
@@ -19,8 +18,8 @@ from ._gemm import NO_BATCH, Level, axis, check_same_dtype, gemm
 from ._launch import check_floating, check_tensor, sm_count
 from ._library import custom_op, or_placeholders, records_grad, wanted
 from .activation import ActivationSpec, activation_backward, resolve_activation
-from .softmax import softmax_backward, softmax_forward
-from .kernels.gemm import softmax_epilogue_config
+from .softmax import normalize_partial_softmax, softmax_backward
+from .kernels.gemm import STATS_COLUMNS, softmax_epilogue_config
 from .kernels.host_math import cdiv
 
 HEADS = ("softmax", "log_softmax")
@@ -61,19 +60,33 @@ def linear_forward(input, weight, bias, spec, head, store_pre):
         input = input.contiguous()
         m = _rows((input, "a"), (output, "c"))
     out_features = weight.shape[0]
-    config = softmax_epilogue_config(out_features) if head is not None else None
-    # The fused head runs one program per BLOCK_M rows: with fewer of them than a quarter of the SMs (a
-    # classifier at batch 256) the GPU idles, and a plain GEMM then the softmax kernel is faster.
-    row_tiles = cdiv(math.prod(input.shape[:-1]), config[0]) if config is not None else 0
-    fused_head = head if config is not None and row_tiles >= max(1, sm_count(input.device) // 4) else None
     n = axis(Level(out_features, {"b": weight.stride(0), "c": output.stride(-1)}))
     k = axis(Level(input.shape[-1], {"a": input.stride(-1), "b": weight.stride(1)}))
+    softmax, stats = _head_mode(head, m.total, out_features, input.device, output.dtype)
     gemm(input, weight, output, batch=NO_BATCH, m=m, n=n, k=k, bias=bias, bias_along="n",
-         spec=spec if head is None else ActivationSpec("identity"), softmax=fused_head, pre=pre,
+         spec=spec if head is None else ActivationSpec("identity"), softmax=softmax, softmax_stats=stats, pre=pre,
          allow_tf32=torch.backends.cuda.matmul.allow_tf32, op_name="linear")
-    if head is not None and fused_head is None:  # rows too long for one tile: softmax over the logits
-        output = softmax_forward(output, output.dim() - 1, output.dtype, log=head == "log_softmax")
+    if stats is not None:
+        normalize_partial_softmax(output, stats, log=head == "log_softmax")
     return output, pre
+
+
+def _head_mode(head, rows, features, device, dtype):
+    """(gemm's softmax mode, its statistics buffer or None) for a softmax head over `features`.
+
+    A row that fits one tile is normalized in the epilogue, unless that leaves the GPU idle: the fused head
+    runs one program per BLOCK_M rows, and with fewer of them than a quarter of the SMs (a classifier at
+    batch 256) ordinary tiles are faster. Otherwise each tile stores its logits with its rows' max and sum
+    of exponentials, and a light pass combines those and normalizes in place (an online softmax across
+    tiles: the logits are read once more, not twice)."""
+    if head is None:
+        return None, None
+    config = softmax_epilogue_config(features)
+    if config is not None and cdiv(rows, config[0]) >= max(1, sm_count(device) // 4):
+        return head, None
+    stats = torch.empty((2, rows, cdiv(features, STATS_COLUMNS)),
+                        dtype=torch.float64 if dtype == torch.float64 else torch.float32, device=device)
+    return "partial", stats
 
 
 def backward_operand(kind, grad_output, saved):

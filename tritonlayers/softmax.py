@@ -10,7 +10,8 @@ from ._launch import check_floating, check_tensor, launch_device
 from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
 from ._library import custom_op
 from .kernels.host_math import cdiv
-from .kernels.softmax import softmax_backward_kernel, softmax_forward_kernel, softmax_launch_config
+from .kernels.softmax import (normalize_launch_config, softmax_backward_kernel, softmax_forward_kernel,
+                              softmax_launch_config, softmax_normalize_kernel)
 
 
 def normalize_dim(dim, ndim):
@@ -82,6 +83,20 @@ def softmax_backward(output, grad_output, dim, input_dtype, log):
         _launch(softmax_backward_kernel, tensors, dim, log)
     _copy_back(tensors[-1], grad_input)
     return grad_input
+
+
+def normalize_partial_softmax(logits, stats, log):
+    """Turn contiguous [..., features] logits into their softmax / log_softmax over the features, in place,
+    from the (2, rows, slots) partial statistics a PARTIAL_SOFTMAX GEMM stored with them."""
+    num_columns = logits.shape[-1]
+    num_rows, num_slots = stats.shape[1:]
+    if num_rows == 0 or num_columns == 0:
+        return
+    block_r, block_c, block_s, num_warps = normalize_launch_config(num_rows, num_columns, num_slots)
+    with launch_device("log_softmax" if log else "softmax", logits, stats):
+        run_kernel(softmax_normalize_kernel, (cdiv(num_rows, block_r),), logits, stats, num_rows, num_columns,
+                   num_columns, num_slots, LOG=log, BLOCK_R=block_r, BLOCK_C=block_c, BLOCK_S=block_s,
+                   WIDE_INDEX=needs_wide_index(logits, stats), num_warps=num_warps)
 
 
 def _copy_back(written, result):
