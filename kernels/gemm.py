@@ -69,9 +69,19 @@ def _gemm_tile(
     BIAS: tl.constexpr, ACTIVATION: tl.constexpr, SOFTMAX: tl.constexpr, STORE_PRE: tl.constexpr,
     PROLOGUE: tl.constexpr, BIAS_GRAD: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    GROUP_M: tl.constexpr,
+    GROUP_M: tl.constexpr, M_SIZE1: tl.constexpr, M_SIZE2: tl.constexpr, N_SIZE1: tl.constexpr,
+    N_SIZE2: tl.constexpr, K_SIZE1: tl.constexpr, K_SIZE2: tl.constexpr,
 ):
     """One (BLOCK_M, BLOCK_N) tile of C, tile `pid` in grouped order."""
+    # A multi-level axis whose inner sizes are not multiples of 16 (NCHW maps of 7x7 or 14x14 pixels) gets
+    # them as constants: divided by a runtime int, every element of a tile's offsets paid a long division
+    # (138 per thread in a 128x256 epilogue, which spilled registers); by a constant it is a multiply.
+    if M_SIZE2 != 0:
+        m_size1, m_size2 = M_SIZE1, M_SIZE2
+    if N_SIZE2 != 0:
+        n_size1, n_size2 = N_SIZE1, N_SIZE2
+    if K_SIZE2 != 0:
+        k_size1, k_size2 = K_SIZE1, K_SIZE2
     # Grouped program order: GROUP_M row blocks share their B tiles while they sit in L2.
     blocks_m = tl.cdiv(M, BLOCK_M)
     blocks_n = tl.cdiv(N, BLOCK_N)
@@ -170,7 +180,8 @@ def gemm_kernel(
     PROLOGUE: tl.constexpr, BIAS_GRAD: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
-    PERSISTENT: tl.constexpr = False,
+    PERSISTENT: tl.constexpr = False, M_SIZE1: tl.constexpr = 0, M_SIZE2: tl.constexpr = 0, N_SIZE1: tl.constexpr = 0,
+    N_SIZE2: tl.constexpr = 0, K_SIZE1: tl.constexpr = 0, K_SIZE2: tl.constexpr = 0,
 ):
     """C[b] = epilogue(A[b] @ B[b]): one program per (BLOCK_M, BLOCK_N) tile and batch, or with PERSISTENT
     about one program per SM per batch looping over tiles (launch and tail costs shrink, and a tile's
@@ -184,7 +195,9 @@ def gemm_kernel(
     Backward prologue: with PROLOGUE 1 (saved pre-activation) or 2 (saved output), A holds the gradient
     after ACTIVATION and becomes the gradient before it as it is loaded, from a_saved (laid out like A), so
     that gradient is never written to memory. BIAS_GRAD: the programs of the first N block also store A's
-    row sums (the bias gradient when A is dz transposed) to bias_ptr, per batch like a bias."""
+    row sums (the bias gradient when A is dz transposed) to bias_ptr, per batch like a bias.
+
+    M_SIZE1 / M_SIZE2 (and N's, K's): when nonzero, the axis' inner sizes as constants (see _gemm_tile)."""
     if PERSISTENT:
         tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
         for pid in range(tl.program_id(0), tiles, tl.num_programs(0)):
@@ -193,14 +206,16 @@ def gemm_kernel(
                 a_m1, a_m2, a_k0, a_k1, a_k2, b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1, b_n2,
                 c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1,
                 bias_batch2, param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE,
-                PROLOGUE, BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+                PROLOGUE, BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, M_SIZE1, M_SIZE2, N_SIZE1,
+                N_SIZE2, K_SIZE1, K_SIZE2)
     else:
         _gemm_tile(tl.program_id(0), a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, stats_ptr, M, N, K,
             batch_size1, batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2, a_batch0, a_batch1,
             a_batch2, a_m0, a_m1, a_m2, a_k0, a_k1, a_k2, b_batch0, b_batch1, b_batch2, b_k0, b_k1, b_k2, b_n0, b_n1,
             b_n2, c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1,
             bias_batch2, param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE,
-            PROLOGUE, BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+            PROLOGUE, BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, M_SIZE1, M_SIZE2, N_SIZE1,
+            N_SIZE2, K_SIZE1, K_SIZE2)
 
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"  # as triton.jit decided above

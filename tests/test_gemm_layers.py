@@ -275,6 +275,33 @@ def test_nchw_small_maps_are_read_into_channels_last(monkeypatch):
         assert formats == [shape[2] == 7] * len(formats) and len(formats) >= 5, formats
 
 
+@pytest.mark.parametrize("shape,stride,constant_sizes", [
+    ((2, 6, 7, 9), 1, {"N": (1, 63)}),  # NCHW output pixels (n, hw): 63 per image
+    ((2, 6, 8, 8), 2, {"N": (4, 4)}),  # strided: (n, h, w) in three levels, forward; backward's M and K too
+    ((2, 6, 4, 8), 1, {}),  # 32 pixels a map: runtime sizes (Triton knows they divide by 16)
+], ids=["63-pixel-maps", "strided-4x4-of-8x8", "32-pixel-maps"])
+def test_gemm_gets_sizes_not_multiple_of_16_as_constants(shape, stride, constant_sizes, monkeypatch):
+    """Multi-level GEMM axes whose inner sizes are not multiples of 16 pass them to the kernel as constants
+    (M_SIZE1 / M_SIZE2, ...), the rest as runtime ints; values and gradients match either way."""
+    import tritonlayers._gemm
+    from tritonlayers._cache import BoundedCache
+    monkeypatch.setattr(tritonlayers._gemm, "_PLANS", BoundedCache())
+    x = make_input(shape, torch.float32, low=-1, high=1, requires_grad=True)
+    weight = make_input((5, 6, 1, 1), torch.float32, low=-1, high=1, requires_grad=True)
+    bias = make_input((5,), torch.float32, requires_grad=True)
+    _compare(lambda: TF.conv2d(x, weight, bias, stride, activation="gelu"),
+             lambda x, w, b: activate(F.conv2d(x, w, b, stride), "gelu"), [x, weight, bias], torch.float32,
+             x.numel() // 6)
+    plans = list(tritonlayers._gemm._PLANS.values())
+    assert len(plans) == 3  # forward, grad input, grad weight
+    forward = plans[0].constexprs
+    for name in "MNK":
+        expected = constant_sizes.get(name)
+        assert (forward.get(f"{name}_SIZE1"), forward.get(f"{name}_SIZE2")) == (expected or (None, None))
+    constant_axes = sum(f"{name}_SIZE2" in plan.constexprs for plan in plans for name in "MNK")
+    assert constant_axes == (0 if not constant_sizes else 3 if stride == 2 else 2), constant_axes
+
+
 @pytest.mark.parametrize("activation", ["relu", "gelu", "hardswish", torch.nn.ReLU6()], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_conv2d_fused_activation(activation, layout):

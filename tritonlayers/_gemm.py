@@ -142,6 +142,10 @@ class _Plan:
                                ACTIVATION=spec.kernel_id, SOFTMAX=SOFTMAX_IDS[softmax], STORE_PRE=pre is not None,
                                PROLOGUE={None: 0, "input": 1, "output": 2}[prologue],
                                BIAS_GRAD=bias_grad is not None, INPUT_PRECISION=input_precision(a.dtype, allow_tf32))
+        for name, axis_ in (("M", m), ("N", n), ("K", k)):
+            if _divides_slowly(axis_):  # (a two-level axis never reads size1: 1, not a variant per batch size)
+                self.constexprs.update({f"{name}_SIZE1": axis_.size1 if axis_.levels == 3 else 1,
+                                        f"{name}_SIZE2": axis_.size2})
         grid = _grid(m.total, n.total, batch.total, a.device)
         self.kernel, self.grid = gemm_autotuned, grid
         if softmax is not None and softmax != "partial":
@@ -153,6 +157,13 @@ class _Plan:
             config = INTERPRETER_CONFIG if softmax is None else {**INTERPRETER_CONFIG, "BLOCK_N": STATS_COLUMNS}
             self.kernel, self.grid = gemm_kernel, grid(config)
             self.constexprs.update(config)
+
+
+def _divides_slowly(axis_):
+    """Whether the kernel should get the axis' inner sizes as constants: a level size that is not a multiple
+    of 16 (Triton's specialization of ints) leaves every element's offset to a runtime division. Others stay
+    runtime ints, so a new shape compiles nothing new."""
+    return axis_.levels >= 2 and axis_.size2 % 16 != 0 or axis_.levels == 3 and axis_.size1 % 16 != 0
 
 
 def _columns_first(m, n):
