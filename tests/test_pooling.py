@@ -125,6 +125,22 @@ def test_nan_and_minus_inf_like_torch(call):
         assert torch.equal(ours[1], theirs[1])
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_window_kernels_walk_memory_order(layout, monkeypatch):
+    """The window kernels number elements in the tensor's memory order (channels innermost for
+    channels_last, so neighbouring lanes read neighbouring addresses), forward and backward: values are
+    right in either order, so only the launch shows it (the forward once walked channels_last as NCHW)."""
+    import tritonlayers.pooling
+    walks = []
+    launch = tritonlayers.pooling.run_kernel
+    monkeypatch.setattr(tritonlayers.pooling, "run_kernel", lambda kernel, grid, *args, **kwargs: (
+        walks.append((kernel.__name__, kwargs.get("CHANNELS_LAST"))), launch(kernel, grid, *args, **kwargs))[1])
+    x = make_input(SHAPE, torch.float32, layout)
+    _compare(lambda t: TF.max_pool2d(t, 3, 2, 1), lambda t: F.max_pool2d(t, 3, 2, 1), x, torch.float32)
+    channels_last = layout == "channels_last"
+    assert walks == [("pool2d_forward_kernel", channels_last), ("pool2d_backward_kernel", channels_last)], walks
+
+
 def test_unbatched_strided_and_empty_batch():
     x = make_input((3, 9, 10), torch.float64)
     _compare(lambda t: TF.max_pool2d(t, 3, 2, 1), lambda t: F.max_pool2d(t, 3, 2, 1), x)

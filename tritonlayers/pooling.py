@@ -158,9 +158,9 @@ def _is_max(plan):
 
 def pool_outputs(input, plan, save_position, return_indices):
     """(output, position or None, indices or None) buffers, in the input's memory format."""
-    format = torch.channels_last if _channels_last(input) else torch.contiguous_format
     shape = (*input.shape[:2], *plan.out_size)
-    output = torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=format)
+    output = torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=_memory_format(
+        _channels_last(input)))
     position = torch.empty_like(output, dtype=plan.position_dtype()) if save_position and _is_max(plan) else None
     indices = torch.empty_like(output, dtype=torch.int64) if return_indices else None
     return output, position, indices
@@ -191,7 +191,7 @@ def pool_forward(input, plan, save_position, return_indices):
                 input, output, position if position is not None else output, indices if indices is not None else output,
                 numel, channels, height, width, *plan.out_size, *input.stride(), *output.stride(), *_window_args(plan),
                 SAVE_POSITION=position is not None, RETURN_INDICES=indices is not None,
-                CHANNELS_LAST=format == torch.channels_last, WIDE_INDEX=needs_wide_index(input, output),
+                CHANNELS_LAST=_channels_last(input), WIDE_INDEX=needs_wide_index(input, output),
                 BLOCK=WINDOW_BLOCK, num_warps=4, **_constexprs(plan))
     return output, position, indices
 
