@@ -99,10 +99,32 @@ def test_reproducible_under_manual_seed_and_calls_differ():
     assert not torch.equal(first, second)
 
 
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="GPU only: the CPU draws seed and offset from MT19937")
+def test_draw_advances_the_cuda_generator_like_torch():
+    """A call takes the CUDA generator's seed and offset and moves the offset past its draws (rounded up to a
+    multiple of 4, as torch's own Philox users do): torch's next random numbers are the ones that follow."""
+    from tritonlayers._random import philox_seed_offset
+    torch.manual_seed(321)
+    generator = torch.cuda.default_generators[torch.cuda.current_device()]
+    start = generator.get_offset()
+    seed, offset = philox_seed_offset(DEVICE, 97 * 31)
+    assert (seed, offset) == (321, start)
+    assert generator.get_offset() == start + (97 * 31 + 3) // 4 * 4
+    x = torch.ones(97, 31, device=DEVICE)
+    torch.manual_seed(321)
+    TF.dropout(x, 0.4)
+    after_ours = torch.rand(5, device=DEVICE)
+    torch.manual_seed(321)
+    generator.set_offset(start + (97 * 31 + 3) // 4 * 4)
+    assert torch.equal(after_ours, torch.rand(5, device=DEVICE))
+
+
 def test_mask_is_the_same_whatever_the_layout(monkeypatch):
     # keys are logical indices: the same seed drops the same logical elements in any memory layout, whether
     # a Philox call decides four neighbouring elements (contiguous), a map's row or one element
     import tritonlayers.dropout
+    from tritonlayers._cache import BoundedCache
+    monkeypatch.setattr(tritonlayers.dropout, "_LAUNCHES", BoundedCache())  # every launch worked out afresh
     paths = []
     draw_mode = tritonlayers.dropout.draw_mode
     monkeypatch.setattr(tritonlayers.dropout, "draw_mode", lambda *args: paths.append(draw_mode(*args)) or paths[-1])

@@ -6,7 +6,7 @@ no two draws merge (each writes its own tensor, where a pure op with equal argum
 """
 import torch
 
-from ._library import custom_op
+from ._library import custom_op, runs_eagerly
 
 
 def philox_seed_offset(device, count):
@@ -23,11 +23,9 @@ def philox_seed_offset(device, count):
                                       "one mask")
         index = device.index if device.index is not None else torch.cuda.current_device()
         generator = torch.cuda.default_generators[index]
-        state = generator.get_state()
-        seed, offset = state.view(torch.int64).tolist()
-        state.view(torch.int64)[1] = offset + (count + 3) // 4 * 4
-        generator.set_state(state)
-        return seed, offset
+        seed, offset = generator.initial_seed(), generator.get_offset()  # the current seed, as get_state's
+        generator.set_offset(offset + (count + 3) // 4 * 4)
+        return (seed - 2**64 if seed >= 2**63 else seed), offset  # the seed as int64, like get_state's view
     seed, offset = torch.randint(0, 2**62, (2,), dtype=torch.int64).tolist()
     return seed, offset
 
@@ -44,7 +42,10 @@ def _(seed_offset, device, count):
 
 def draw_seed_offset(device, count):
     """A CPU int64 tensor [seed, offset] for a call that uses `count` Philox counters on `device` (a CPU
-    tensor: kernels on any device read it on the host without a sync)."""
+    tensor: kernels on any device read it on the host without a sync). Eager calls draw directly; what
+    traces sees the op."""
+    if runs_eagerly(()):
+        return torch.tensor(philox_seed_offset(device, count), dtype=torch.int64)
     seed_offset = torch.empty(2, dtype=torch.int64, device="cpu")
     _draw_into(seed_offset, device, count)
     return seed_offset

@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import torch
 
+from ._cache import BoundedCache
 from ._fast_launch import run_kernel
 from ._launch import check_tensor, launch_device, sm_count
 from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
@@ -47,31 +48,51 @@ class DropoutPlan(NamedTuple):
 
 
 def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False, **constexprs):
-    """Run a dropout kernel over `tensors` (of plan.shape, the written one last) and a 1-D bias (or None).
+    """Run a dropout kernel over `tensors` (of plan.shape, the written one last, possibly a contiguous
+    stand-in: returned) and a 1-D bias (or None). Returns (written tensor, bias partials): with bias_grad,
+    the per-program column sums of the written tensor, (splits, rows) in the compute dtype."""
+    key = (kernel, plan, tuple([(t.shape, t.stride(), t.dtype) for t in tensors]), tensors[0].device, bias_grad)
+    launch = _LAUNCHES.get(key)
+    if launch is None:
+        launch = _LAUNCHES.put(key, _Launch(kernel, plan, tensors, bias_grad))
+    if launch.copies:  # the kernels walk the base tensors with the launch's strides: views are not needed
+        tensors = (*(tensor.contiguous() for tensor in tensors[:-1]),
+                   torch.empty(plan.shape, dtype=tensors[-1].dtype, device=tensors[-1].device))
+    partial = torch.empty(launch.partials, dtype=_compute_dtype(tensors[0]), device=tensors[0].device) \
+        if bias_grad else None
+    pointers = (bias if bias is not None else tensors[0],)
+    if kernel is dropout_backward_kernel:
+        pointers += (partial if partial is not None else tensors[0],)
+    run_kernel(kernel, launch.grid, *tensors, *pointers, *launch.scalars, seed, offset & OFFSET_LOW_MASK,
+               offset >> 31, p, 0.0 if p >= 1 else 1.0 / (1.0 - p), spec.param_a, spec.param_b,
+               HAS_BIAS=bias is not None, ACTIVATION=spec.kernel_id, **launch.constexprs, **constexprs)
+    return tensors[-1], partial
 
-    bias_grad: also return the per-program column sums of the written tensor, (splits, rows) in the compute
-    dtype.
-    """
-    key = torch.empty_strided(plan.shape, plan.key_strides, device="meta")
-    num_groups, num_rows, num_columns, strides = reduction_geometry(plan.row_dim, *tensors, key)
-    block_r, block_c, num_warps = tile_launch_config(num_rows, num_columns, strides[0][1] == 1)
-    row_blocks = cdiv(num_rows, block_r)
-    # Programs to fill the device a few times over; column sums for a bias want fewer, longer programs.
-    tiles_per_program, splits = split_columns(num_groups, num_columns, block_c, row_blocks,
-                                              (2 if bias_grad else 4) * sm_count(tensors[0].device))
-    partial = torch.empty(splits if bias_grad else 0, num_rows, dtype=_compute_dtype(tensors[0]),
-                          device=tensors[0].device)
-    pointers = (bias if bias is not None else tensors[0], partial) if kernel is dropout_backward_kernel else (
-        bias if bias is not None else tensors[0],)
-    scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
-    run_kernel(
-        kernel, (row_blocks, splits),
-        *tensors, *pointers, num_groups, num_rows, num_columns, tiles_per_program,
-        *(s for tensor_strides in strides for s in tensor_strides), plan.map_size,
-        seed, offset & OFFSET_LOW_MASK, offset >> 31, p, scale, spec.param_a, spec.param_b, HAS_BIAS=bias is not None,
-        ACTIVATION=spec.kernel_id, BLOCK_R=block_r, BLOCK_C=block_c, WIDE_INDEX=needs_wide_index(*tensors, key),
-        DRAWS=draw_mode(plan, strides[-1], num_columns, block_r, block_c), num_warps=num_warps, **constexprs)
-    return partial
+
+_LAUNCHES = BoundedCache()  # every training step repeats its dropout calls' shapes
+
+
+class _Launch:
+    """What a dropout launch over tensors of given shapes, strides and dtypes needs besides the tensors and
+    the draw: whether they are copied first, the grid, the geometry's scalar arguments and the tile
+    constexprs. Worked out once per layout: it was most of a call's host time."""
+
+    def __init__(self, kernel, plan, tensors, bias_grad):
+        device = tensors[0].device
+        plan, tensors, self.copies = _indexable(plan, tensors)
+        key = torch.empty_strided(plan.shape, plan.key_strides, device="meta")
+        num_groups, num_rows, num_columns, strides = reduction_geometry(plan.row_dim, *tensors, key)
+        block_r, block_c, num_warps = tile_launch_config(num_rows, num_columns, strides[0][1] == 1)
+        row_blocks = cdiv(num_rows, block_r)
+        # Programs to fill the device a few times over; column sums for a bias want fewer, longer programs.
+        tiles_per_program, splits = split_columns(num_groups, num_columns, block_c, row_blocks,
+                                                  (2 if bias_grad else 4) * sm_count(device))
+        self.grid, self.partials = (row_blocks, splits), (splits, num_rows)
+        self.scalars = (num_groups, num_rows, num_columns, tiles_per_program,
+                        *(s for tensor_strides in strides for s in tensor_strides), plan.map_size)
+        self.constexprs = dict(BLOCK_R=block_r, BLOCK_C=block_c, WIDE_INDEX=needs_wide_index(*tensors, key),
+                               DRAWS=draw_mode(plan, strides[-1], num_columns, block_r, block_c),
+                               num_warps=num_warps)
 
 
 def draw_mode(plan, key_strides, num_columns, block_r, block_c):
@@ -101,18 +122,17 @@ def _bias_grad_like(grad_output, plan):
 
 
 def _indexable(plan, tensors):
-    """(plan, tensors) ready for _launch: contiguous tensors (0-d ones too) as flat views when rows may move,
-    and contiguous copies (a contiguous stand-in for the written tensor, last) when the dims besides
-    plan.row_dim do not collapse to two groups together with the logical key layout."""
+    """(plan, tensors, copies) ready for a launch: contiguous tensors (0-d ones too) as flat views when rows
+    may move; when the dims besides plan.row_dim do not collapse to two groups together with the logical key
+    layout, copies is True and the tensors are contiguous stand-ins (the launch then copies for real)."""
     if not plan.shape or not plan.rows_fixed and all(t.is_contiguous() for t in tensors):
         # one flat row: key = memory offset, long contiguous rows (W = 56 or 7 rows would defeat 16-byte access)
         numel = torch.Size(plan.shape).numel()
         plan, tensors = plan._replace(shape=(numel,), row_dim=0), tuple(tensor.view(numel) for tensor in tensors)
     key = torch.empty_strided(plan.shape, plan.key_strides, device="meta")
     if reduction_geometry(plan.row_dim, *tensors, key) is not None:
-        return plan, tensors
-    stand_in = torch.empty(plan.shape, dtype=tensors[-1].dtype, device=tensors[-1].device)
-    return plan, (*(tensor.contiguous() for tensor in tensors[:-1]), stand_in)
+        return plan, tensors, False
+    return plan, tuple(torch.empty(plan.shape, dtype=t.dtype, device="meta") for t in tensors), True
 
 
 def _flat_bias(bias, plan):
@@ -129,11 +149,10 @@ def dropout_forward(input, p, plan, seed, offset, *, bias=None, residual=None, s
     output = input if inplace else empty_like_dense(input, dtype=output_dtype)
     if input.numel() == 0:
         return output
-    launch_plan, (input_, residual_, target) = _indexable(
-        plan, (input, residual if residual is not None else input, output))
     with launch_device("dropout", input, bias, residual):
-        _launch(dropout_forward_kernel, launch_plan, (input_, residual_, target), _flat_bias(bias, plan), seed, offset, p,
-                spec, DROPOUT=apply_dropout, HAS_RESIDUAL=residual is not None)
+        target, _ = _launch(dropout_forward_kernel, plan, (input, residual if residual is not None else input, output),
+                            _flat_bias(bias, plan), seed, offset, p, spec, DROPOUT=apply_dropout,
+                            HAS_RESIDUAL=residual is not None)
     if target.data_ptr() != output.data_ptr():
         output.copy_(target.reshape(output.shape))
     return output
@@ -148,12 +167,11 @@ def dropout_backward(grad_output, p, plan, seed, offset, *, input=None, bias=Non
     if grad_output.numel() == 0:
         return grad_input, (_bias_grad_like(grad_output, plan).zero_() if bias_grad else None)
     needs_input = spec.name != "identity"
-    launch_plan, (grad_output_, input_, target) = _indexable(
-        plan, (grad_output, input if needs_input else grad_output, grad_input))
     with launch_device("dropout", grad_output, input, bias):
-        partial = _launch(dropout_backward_kernel, launch_plan, (grad_output_, input_, target),
-                          _flat_bias(bias, plan) if needs_input else None, seed, offset, p, spec, bias_grad=bias_grad,
-                          DROPOUT=apply_dropout, BIAS_GRAD=bias_grad)
+        target, partial = _launch(dropout_backward_kernel, plan,
+                                  (grad_output, input if needs_input else grad_output, grad_input),
+                                  _flat_bias(bias, plan) if needs_input else None, seed, offset, p, spec,
+                                  bias_grad=bias_grad, DROPOUT=apply_dropout, BIAS_GRAD=bias_grad)
     if target.data_ptr() != grad_input.data_ptr():
         grad_input.copy_(target.reshape(grad_input.shape))
     return grad_input, (partial.sum(0) if bias_grad else None)
