@@ -16,8 +16,8 @@ import torch
 from ._fast_launch import run_kernel
 from ._launch import check_tensor, launch_device, sm_count
 from ._layout import needs_wide_index, reduction_geometry
-from ._library import (below_autograd, custom_op, empty_placeholder, mark_written, or_placeholders, wanted,
-                       writing_op)
+from ._library import (below_autograd, custom_op, empty_placeholder, mark_written, or_placeholders, runs_eagerly,
+                       wanted, writing_op)
 from .activation import ActivationSpec, resolve_activation
 from .kernels.batch_norm import (batch_norm_backward_input_kernel, batch_norm_backward_reduce_kernel,
                                  batch_norm_backward_resident_kernel, batch_norm_forward_kernel,
@@ -232,10 +232,12 @@ class BatchNormFunction(torch.autograd.Function):
     def forward(ctx, input, weight, bias, residual, running_mean, running_var, training, momentum, eps, activation,
                 param_a, param_b, output_dtype, sync=None):
         spec = ActivationSpec(activation, param_a, param_b)
+        args = (input, weight, bias, residual, running_mean, running_var, training, momentum, eps, activation,
+                param_a, param_b, output_dtype)
         if sync is None:
-            output, mean, invstd = below_autograd(_batch_norm, input, weight, bias, residual, running_mean,
-                                                  running_var, training, momentum, eps, activation, param_a,
-                                                  param_b, output_dtype)
+            # eager calls run the implementation; a tracer must see the op (below its autograd kernel)
+            output, mean, invstd = _batch_norm_impl(*args) if runs_eagerly(args) else below_autograd(
+                _batch_norm, *args)
         else:
             output, mean, invstd = batch_norm_forward(input, weight, bias, running_mean, running_var, training,
                                                       momentum, eps, residual, spec, sync, output_dtype)
