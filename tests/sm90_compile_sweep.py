@@ -4,53 +4,28 @@ The interpreter runs kernels as Python and never sees the compiler, so code can 
 still fail to compile on the GPU. This script swaps Triton's driver for a compile-only stand-in, turns
 each launch into a warmup (compile, no run) and calls the ops over their dtypes, layouts and paths.
 It also fails on any variant whose registers spill to a stack frame of more than MAX_STACK_BYTES (read with
-cuobjdump), or that needs more shared memory than sm_90 has (autotuned launches: when every config does). Run as a script
-with TRITON_INTERPRET unset; it prints how many launches compiled and fails on the first compile error.
-tests/test_compile_sm90.py runs it.
+cuobjdump), or that needs more shared memory than sm_90 has (autotuned launches: when every config does).
+perf/sm90_target.py holds the compile-only driver. Run as a script with TRITON_INTERPRET unset; it prints
+how many launches compiled and fails on the first compile error. tests/test_compile_sm90.py runs it.
 """
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 assert os.environ.get("TRITON_INTERPRET", "0") != "1", "run without the interpreter"
 os.environ["TRITONLAYERS_DIRECT_LAUNCH"] = "0"  # every launch goes through JITFunction.run, made a compile here
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for perf
+
 import torch  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.runtime import driver  # noqa: E402
 from triton.runtime.autotuner import Autotuner  # noqa: E402
 from triton.runtime.jit import JITFunction  # noqa: E402
 
-
-class CompileOnlyDriver:
-    """Just what JITFunction.run needs to compile for sm_90 without a device."""
-
-    def __init__(self):
-        self.utils = self
-
-    def get_current_target(self):
-        return GPUTarget("cuda", 90, 32)
-
-    def get_current_device(self):
-        return 0
-
-    def get_current_stream(self, device=None):
-        return 0
-
-    def get_device_properties(self, device):
-        return {"max_shared_mem": 232448, "multiprocessor_count": 132}
-
-    def get_active_torch_device(self):
-        return torch.device("cpu")
-
-    def is_active(self):
-        return True
-
+from perf.sm90_target import SM90_SHARED_BYTES, CompileOnlyDriver, resource_usage, stack_bytes  # noqa: E402
 
 MAX_STACK_BYTES = 32
-MAX_SHARED_BYTES = 232448  # sm_90's opt-in shared memory per block
+MAX_SHARED_BYTES = SM90_SHARED_BYTES
 compiled = []
 spilled = {}
 over_shared = {}
@@ -60,8 +35,8 @@ _run = JITFunction.run
 def _compile_only(self, *args, grid, warmup, **kwargs):
     kernel = _run(self, *args, grid=grid, warmup=True, **kwargs)
     compiled.append(self.fn.__name__)
-    usage = _resource_usage(kernel.asm["cubin"])
-    stack = int(usage.split("STACK:")[1].split()[0]) if "STACK:" in usage else -1
+    usage = resource_usage(kernel.asm["cubin"])
+    stack = stack_bytes(usage)
     # A stack frame means registers spilled to local memory. ptxas alone sometimes trades a few words of
     # stack for occupancy; more than MAX_STACK_BYTES is a tile too big for the registers.
     variant = f"{self.fn.__name__} {kernel.metadata.num_warps} warps {sorted(kernel.src.constants.items())}"
@@ -104,17 +79,6 @@ def _compile_configs(self, *args, **kwargs):
 
 
 ALL_CONFIGS = False
-
-
-def _resource_usage(cubin):
-    """cuobjdump's register / stack line for a cubin (the tool ships inside Triton's CUDA backend)."""
-    import triton
-    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as file:
-        file.write(cubin)
-        file.flush()
-        out = subprocess.run([str(tool), "-res-usage", file.name], capture_output=True, text=True).stdout
-    return next((line.strip() for line in out.splitlines() if "REG:" in line), "no resource line: " + out[-200:])
 
 
 ACTIVATIONS = [("relu", {}), ("relu6", {}), ("leaky_relu", {}), ("elu", {}), ("gelu", {}),

@@ -22,3 +22,19 @@ def test_all_kernel_variants_compile_for_sm90(family):
                             timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
     assert "compiled" in result.stdout and KERNELS[family] in result.stdout, result.stdout
+
+
+@pytest.mark.skipif(ON_GPU, reason="on a GPU every other test compiles and runs the kernels for real")
+def test_codegen_report_reads_what_the_kernels_compile_to():
+    """perf.sm90_codegen on the stem max-pool: both layouts' kernels, the channels_last one walking channels
+    innermost (16-byte-or-wider vector loads, few divisions), which the values never show."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run([sys.executable, "-m", "perf.sm90_codegen", "--quick", "--ops", "max_pool2d", "--dirs",
+                             "fwd"], env=env, capture_output=True, text=True, timeout=600,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| pool2d_forward_kernel")]
+    assert len(rows) == 2, result.stdout
+    nchw, nhwc = rows
+    assert "CHANNELS_LAST=True" in nhwc and "CHANNELS_LAST" not in nchw
+    assert "| v2.b32" in nhwc or "| v4.b32" in nhwc, nhwc
