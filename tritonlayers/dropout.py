@@ -55,7 +55,9 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
     launch = _LAUNCHES.get(key)
     if launch is None:
         launch = _LAUNCHES.put(key, _Launch(kernel, plan, tensors, bias_grad))
-    if launch.copies:  # the kernels walk the base tensors with the launch's strides: views are not needed
+    # Without copies the kernels take the tensors as given: launch.scalars hold the strides they are walked
+    # with (the flat or collapsed views the launch was worked out on share their pointers).
+    if launch.copies:
         tensors = (*(tensor.contiguous() for tensor in tensors[:-1]),
                    torch.empty(plan.shape, dtype=tensors[-1].dtype, device=tensors[-1].device))
     partial = torch.empty(launch.partials, dtype=_compute_dtype(tensors[0]), device=tensors[0].device) \
