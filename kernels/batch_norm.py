@@ -124,8 +124,11 @@ def batch_norm_forward_kernel(
 
 @triton.jit
 def _resident_tile(pid_rows, num_channels, num_columns, total, group_stride, row_stride, column_stride,
-                   BLOCK_R: tl.constexpr, BLOCK_J: tl.constexpr):
-    """(rows, mask, offsets) of all total = groups x columns values of BLOCK_R channels."""
+                   BLOCK_R: tl.constexpr, BLOCK_J: tl.constexpr, COLUMNS: tl.constexpr):
+    """(rows, mask, offsets) of all total = groups x columns values of BLOCK_R channels. COLUMNS: when
+    nonzero, num_columns as a constant (an NCHW 7x7 map's 49: a multiply instead of a division per value)."""
+    if COLUMNS != 0:
+        num_columns = COLUMNS
     rows = pid_rows * BLOCK_R + tl.arange(0, BLOCK_R)
     j = tl.arange(0, BLOCK_J)
     group, column = j // num_columns, j % num_columns
@@ -143,13 +146,13 @@ def batch_norm_forward_resident_kernel(
     output_group_stride, output_row_stride, output_column_stride,
     momentum, eps, param_a, param_b,
     UPDATE_RUNNING: tl.constexpr, HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
-    ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_J: tl.constexpr,
+    ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_J: tl.constexpr, COLUMNS: tl.constexpr = 0,
 ):
     """Training forward in one read: batch statistics of BLOCK_R channels held in registers, saved and
     running statistics written, then the normalized output."""
     pid_rows = tl.program_id(0)
     rows, mask, offsets = _resident_tile(pid_rows, num_channels, num_columns, total, input_group_stride,
-                                         input_row_stride, input_column_stride, BLOCK_R, BLOCK_J)
+                                         input_row_stride, input_column_stride, BLOCK_R, BLOCK_J, COLUMNS)
     row_mask = rows < num_channels
     x = to_compute_dtype(tl.load(input_ptr + offsets, mask=mask))
     count, mean, m2 = tile_welford(x, mask)
@@ -160,11 +163,11 @@ def batch_norm_forward_resident_kernel(
     residual = x
     if HAS_RESIDUAL:
         _, _, residual_offsets = _resident_tile(pid_rows, num_channels, num_columns, total, residual_group_stride,
-                                                residual_row_stride, residual_column_stride, BLOCK_R, BLOCK_J)
+                                                residual_row_stride, residual_column_stride, BLOCK_R, BLOCK_J, COLUMNS)
         residual = to_compute_dtype(tl.load(residual_ptr + residual_offsets, mask=mask))
     y = normalize(x, mean, invstd, weight, bias, residual, ACTIVATION, param_a, param_b, HAS_RESIDUAL)
     _, _, output_offsets = _resident_tile(pid_rows, num_channels, num_columns, total, output_group_stride,
-                                          output_row_stride, output_column_stride, BLOCK_R, BLOCK_J)
+                                          output_row_stride, output_column_stride, BLOCK_R, BLOCK_J, COLUMNS)
     tl.store(output_ptr + output_offsets, y.to(output_ptr.dtype.element_ty), mask=mask)
 
 
@@ -289,19 +292,20 @@ def batch_norm_backward_resident_kernel(
     param_a, param_b,
     HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RESIDUAL: tl.constexpr, SAVED_IS_OUTPUT: tl.constexpr,
     GRAD_RESIDUAL: tl.constexpr, ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_J: tl.constexpr,
+    COLUMNS: tl.constexpr = 0,
 ):
     """Training backward in one read of each tensor: a channel block's values held in registers; the
     per-channel sums (for the weight and bias gradients) go to sums[3, channels]."""
     pid_rows = tl.program_id(0)
     rows, mask, go_offsets = _resident_tile(pid_rows, num_channels, num_columns, total, grad_output_group_stride,
-                                            grad_output_row_stride, grad_output_column_stride, BLOCK_R, BLOCK_J)
+                                            grad_output_row_stride, grad_output_column_stride, BLOCK_R, BLOCK_J, COLUMNS)
     _, _, x_offsets = _resident_tile(pid_rows, num_channels, num_columns, total, input_group_stride,
-                                     input_row_stride, input_column_stride, BLOCK_R, BLOCK_J)
+                                     input_row_stride, input_column_stride, BLOCK_R, BLOCK_J, COLUMNS)
     row_mask = rows < num_channels
     mean, invstd, weight, bias = channel_parameters(rows, row_mask, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, 0.0,
                                                     input_ptr, False, HAS_WEIGHT, HAS_BIAS, BLOCK_R)
     _, _, saved_offsets = _resident_tile(pid_rows, num_channels, num_columns, total, saved_group_stride,
-                                         saved_row_stride, saved_column_stride, BLOCK_R, BLOCK_J)
+                                         saved_row_stride, saved_column_stride, BLOCK_R, BLOCK_J, COLUMNS)
     xhat, dz = tile_dz(grad_output_ptr + go_offsets, input_ptr + x_offsets, saved_ptr + saved_offsets, mask, mean,
                        invstd, weight, bias, ACTIVATION, SAVED_IS_OUTPUT, HAS_RESIDUAL, param_a, param_b)
     sum_dz = tl.sum(dz, axis=1)
@@ -310,11 +314,11 @@ def batch_norm_backward_resident_kernel(
     store_sums(sums_ptr, rows, num_channels, sum_dz, sum_dz_xhat, count)
     if GRAD_RESIDUAL:
         _, _, gr_offsets = _resident_tile(pid_rows, num_channels, num_columns, total, grad_residual_group_stride,
-                                          grad_residual_row_stride, grad_residual_column_stride, BLOCK_R, BLOCK_J)
+                                          grad_residual_row_stride, grad_residual_column_stride, BLOCK_R, BLOCK_J, COLUMNS)
         tl.store(grad_residual_ptr + gr_offsets, dz.to(grad_residual_ptr.dtype.element_ty), mask=mask)
     dx = input_grad(dz, xhat, invstd, weight, sum_dz, sum_dz_xhat, count, True)
     _, _, gx_offsets = _resident_tile(pid_rows, num_channels, num_columns, total, grad_input_group_stride,
-                                      grad_input_row_stride, grad_input_column_stride, BLOCK_R, BLOCK_J)
+                                      grad_input_row_stride, grad_input_column_stride, BLOCK_R, BLOCK_J, COLUMNS)
     tl.store(grad_input_ptr + gx_offsets, dx.to(grad_input_ptr.dtype.element_ty), mask=mask)
 
 

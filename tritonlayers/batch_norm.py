@@ -66,11 +66,18 @@ def _split_config(geometry, device):
 
 
 def _resident(geometry, live_tensors, sync):
-    """Resident launch settings when one program can hold its channels' values, else None."""
+    """Resident launch constexprs when one program can hold its channels' values, else None."""
     if sync is not None:  # statistics must cross ranks before normalizing
         return None
     num_groups, num_channels, num_columns, strides = geometry
-    return resident_config(num_channels, num_groups * num_columns, live_tensors, strides[0][1] == 1)
+    config = resident_config(num_channels, num_groups * num_columns, live_tensors, strides[0][1] == 1)
+    if config is None:
+        return None
+    block_r, block_j, num_warps = config
+    # a value's (group, column) divides by num_columns: by a constant when Triton would not know it divides
+    # by 16 (NCHW 7x7 and 14x14 maps), a multiply instead of a long division per value
+    columns = num_columns if num_groups > 1 and num_columns % 16 else 0
+    return dict(BLOCK_R=block_r, BLOCK_J=block_j, COLUMNS=columns, num_warps=num_warps)
 
 
 def batch_norm_outputs(input, training, output_dtype):
@@ -105,12 +112,11 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
     with launch_device("batch_norm", input, weight, bias, residual, running_mean, running_var):
         resident = _resident(geometry, 2 if residual is not None else 1, sync) if training else None
         if resident is not None:
-            block_r, block_j, num_warps = resident
             run_kernel(
-                batch_norm_forward_resident_kernel, (cdiv(num_channels, block_r),),
+                batch_norm_forward_resident_kernel, (cdiv(num_channels, resident["BLOCK_R"]),),
                 x, res, out, used_mean, used_invstd, weight_, bias_, *running, num_channels, num_columns,
                 num_groups * num_columns, *_flat_strides(strides), momentum, eps, spec.param_a, spec.param_b,
-                UPDATE_RUNNING=update_running, BLOCK_R=block_r, BLOCK_J=block_j, num_warps=num_warps, **common)
+                UPDATE_RUNNING=update_running, **resident, **common)
         else:
             config = _split_config(geometry, input.device)
             wide = needs_wide_index(x, res, out)
@@ -174,13 +180,12 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
     with launch_device("batch_norm", grad_output, input, weight):
         resident = _resident(geometry, 3 if reads_saved else 2, sync) if training and grad_input is not None else None
         if resident is not None:
-            block_r, block_j, num_warps = resident
             sums = torch.empty(3, num_channels, dtype=sums_dtype, device=input.device)
             run_kernel(
-                batch_norm_backward_resident_kernel, (cdiv(num_channels, block_r),),
+                batch_norm_backward_resident_kernel, (cdiv(num_channels, resident["BLOCK_R"]),),
                 go, x, sv, gi, gr, mean, invstd, weight_, bias_, sums, num_channels, num_columns,
                 num_groups * num_columns, *_flat_strides(strides), spec.param_a, spec.param_b,
-                GRAD_RESIDUAL=needs_residual, BLOCK_R=block_r, BLOCK_J=block_j, num_warps=num_warps, **common)
+                GRAD_RESIDUAL=needs_residual, **resident, **common)
         else:
             config = _split_config(geometry, input.device)
             wide = needs_wide_index(go, x, sv, gi, gr)
