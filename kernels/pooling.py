@@ -45,20 +45,29 @@ def _coordinates(flat, channels, height, width, CHANNELS_LAST: tl.constexpr):
 
 
 @triton.jit
-def _window_start(o, size, out_size, stride, pad, MODE: tl.constexpr):
+def _scaled_floor(a, b, c, add, WIDE_WINDOW: tl.constexpr):
+    """(a * b + add) // c for non-negative ints, in int64 when the product may pass 2^31 (WIDE_WINDOW), else
+    in a's type: an int64 division is several times the instructions of an int32 one."""
+    if WIDE_WINDOW:
+        return ((a.to(tl.int64) * b + add) // c).to(a.dtype)
+    return (a * b + add) // c
+
+
+@triton.jit
+def _window_start(o, size, out_size, stride, pad, MODE: tl.constexpr, WIDE_WINDOW: tl.constexpr):
     """First input row (or column) of output o's window: stride * o - pad, or floor(o * size / out_size)."""
-    if MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG:  # the products in int64: o * size may pass 2^31
-        return ((o.to(tl.int64) * size) // out_size).to(o.dtype)
+    if MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG:
+        return _scaled_floor(o, size, out_size, 0, WIDE_WINDOW)
     else:
         return o * stride - pad
 
 
 @triton.jit
-def _window_end(o, size, out_size, start, kernel, pad, MODE: tl.constexpr):
+def _window_end(o, size, out_size, start, kernel, pad, MODE: tl.constexpr, WIDE_WINDOW: tl.constexpr):
     """One past the last input row of the window: adaptive ceil((o + 1) * size / out_size); otherwise the
     window clipped to the padded input (torch's bound for count_include_pad)."""
     if MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG:
-        return (((o + 1).to(tl.int64) * size + out_size - 1) // out_size).to(o.dtype)
+        return _scaled_floor(o + 1, size, out_size, out_size - 1, WIDE_WINDOW)
     else:
         return tl.minimum(start + kernel, size + pad)
 
@@ -85,17 +94,17 @@ def pool2d_forward_kernel(
     stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, divisor_override,
     MODE: tl.constexpr, KERNEL_H: tl.constexpr, KERNEL_W: tl.constexpr, COUNT_INCLUDE_PAD: tl.constexpr,
     SAVE_POSITION: tl.constexpr, RETURN_INDICES: tl.constexpr, CHANNELS_LAST: tl.constexpr,
-    WIDE_INDEX: tl.constexpr, BLOCK: tl.constexpr,
+    WIDE_INDEX: tl.constexpr, BLOCK: tl.constexpr, WIDE_WINDOW: tl.constexpr = False,
 ):
     """One output element per lane. Adaptive modes: KERNEL_H / KERNEL_W bound the largest window.
     position: the argmax's position in its window (i * KERNEL_W + j; adaptive: h * width + w)."""
     flat = _flat_indices(BLOCK, WIDE_INDEX)
     mask = flat < numel
     n, c, oh, ow = _coordinates(flat, channels, out_height, out_width, CHANNELS_LAST)
-    h_start = _window_start(oh, height, out_height, stride_h, pad_h, MODE)
-    w_start = _window_start(ow, width, out_width, stride_w, pad_w, MODE)
-    h_end = _window_end(oh, height, out_height, h_start, KERNEL_H, pad_h, MODE)
-    w_end = _window_end(ow, width, out_width, w_start, KERNEL_W, pad_w, MODE)
+    h_start = _window_start(oh, height, out_height, stride_h, pad_h, MODE, WIDE_WINDOW)
+    w_start = _window_start(ow, width, out_width, stride_w, pad_w, MODE, WIDE_WINDOW)
+    h_end = _window_end(oh, height, out_height, h_start, KERNEL_H, pad_h, MODE, WIDE_WINDOW)
+    w_end = _window_end(ow, width, out_width, w_start, KERNEL_W, pad_w, MODE, WIDE_WINDOW)
     base = input_ptr + n * input_stride_n + c * input_stride_c
     is_max = MODE == MAX_POOL or MODE == ADAPTIVE_MAX
     best = compute_full(float("-inf"), input_ptr, BLOCK)
@@ -152,7 +161,7 @@ def pool2d_backward_kernel(
     stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, divisor_override,
     MODE: tl.constexpr, KERNEL_H: tl.constexpr, KERNEL_W: tl.constexpr, COUNT_INCLUDE_PAD: tl.constexpr,
     REACH_H: tl.constexpr, REACH_W: tl.constexpr, CHANNELS_LAST: tl.constexpr, WIDE_INDEX: tl.constexpr,
-    BLOCK: tl.constexpr,
+    BLOCK: tl.constexpr, WIDE_WINDOW: tl.constexpr = False,
 ):
     """One input element per lane, gathering from every window that contains it (at most REACH_H x REACH_W
     of them): max modes add the gradient of windows whose saved position is this element, average modes
@@ -162,8 +171,8 @@ def pool2d_backward_kernel(
     n, c, ih, iw = _coordinates(flat, channels, height, width, CHANNELS_LAST)
     adaptive = MODE == ADAPTIVE_MAX or MODE == ADAPTIVE_AVG
     if adaptive:  # windows containing ih: o from floor(ih * out / size) up
-        first_oh = ((ih.to(tl.int64) * out_height) // height).to(ih.dtype)
-        first_ow = ((iw.to(tl.int64) * out_width) // width).to(iw.dtype)
+        first_oh = _scaled_floor(ih, out_height, height, 0, WIDE_WINDOW)
+        first_ow = _scaled_floor(iw, out_width, width, 0, WIDE_WINDOW)
     else:  # the last window whose span can reach ih, counting down
         first_oh = (ih + pad_h) // stride_h
         first_ow = (iw + pad_w) // stride_w
@@ -177,10 +186,10 @@ def pool2d_backward_kernel(
             else:
                 oh = first_oh - a
                 ow = first_ow - b
-            h_start = _window_start(oh, height, out_height, stride_h, pad_h, MODE)
-            w_start = _window_start(ow, width, out_width, stride_w, pad_w, MODE)
-            h_end = _window_end(oh, height, out_height, h_start, KERNEL_H, pad_h, MODE)
-            w_end = _window_end(ow, width, out_width, w_start, KERNEL_W, pad_w, MODE)
+            h_start = _window_start(oh, height, out_height, stride_h, pad_h, MODE, WIDE_WINDOW)
+            w_start = _window_start(ow, width, out_width, stride_w, pad_w, MODE, WIDE_WINDOW)
+            h_end = _window_end(oh, height, out_height, h_start, KERNEL_H, pad_h, MODE, WIDE_WINDOW)
+            w_end = _window_end(ow, width, out_width, w_start, KERNEL_W, pad_w, MODE, WIDE_WINDOW)
             inside = mask & (oh >= 0) & (oh < out_height) & (ow >= 0) & (ow < out_width)
             if adaptive:
                 inside = inside & (ih >= h_start) & (ih < h_end) & (iw >= w_start) & (iw < w_end)

@@ -226,8 +226,14 @@ def test_bad_inputs_raise_like_torch():
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_int64_index_path(layout, wide_index):
+def test_int64_index_path(layout, wide_index, monkeypatch):
+    # int64 offsets, and int64 adaptive window arithmetic (else int32: the products fit below 2**31)
+    import tritonlayers.pooling
+    monkeypatch.setattr(tritonlayers.pooling, "WIDE_WINDOW_THRESHOLD", 0)
+    assert tritonlayers.pooling._constexprs(tritonlayers.pooling.PoolPlan("adaptive_avg", (9, 10), (4, 3)))[
+        "WIDE_WINDOW"]
     x = make_input(SHAPE, torch.float64, layout)
+    _compare(lambda t: TF.adaptive_avg_pool2d(t, (4, 3)), lambda t: F.adaptive_avg_pool2d(t, (4, 3)), x)
     _compare(lambda t: TF.max_pool2d(t, 3, 2, 1, return_indices=True),
              lambda t: F.max_pool2d(t, 3, 2, 1, return_indices=True), x)
     _compare(lambda t: TF.avg_pool2d(t, 2, 1, 1, count_include_pad=False),

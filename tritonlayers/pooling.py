@@ -139,9 +139,15 @@ def _window_args(plan):
     return (*plan.stride, *plan.padding, *plan.dilation, plan.divisor_override)
 
 
+# Adaptive windows scale output rows by input sizes (and back): products at or past this take int64.
+WIDE_WINDOW_THRESHOLD = 2**31
+
+
 def _constexprs(plan):
+    wide_window = plan.mode.startswith("adaptive") and any(
+        (out + 1) * size >= WIDE_WINDOW_THRESHOLD for size, out in zip(plan.input_size, plan.out_size))
     return dict(MODE=MODE_IDS[plan.mode], KERNEL_H=plan.kernel[0], KERNEL_W=plan.kernel[1],
-                COUNT_INCLUDE_PAD=plan.count_include_pad)
+                COUNT_INCLUDE_PAD=plan.count_include_pad, WIDE_WINDOW=wide_window)
 
 
 def _global_view(tensor):
