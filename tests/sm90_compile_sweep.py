@@ -163,6 +163,22 @@ def sweep_gemm(F, dtypes):
             weight = torch.empty(8, 3, 2, 2, dtype=dtype, requires_grad=True)
             bias = torch.empty(3, dtype=dtype, requires_grad=True)
             _grad(F.conv_transpose2d(image, weight, bias, 2, activation="gelu"), [image, weight, bias])
+        _split_k_weight_gradient(F, dtype)
+
+
+def _split_k_weight_gradient(F, dtype):
+    """A weight gradient split along K (forced on a small shape), whose partials sum_partials_kernel adds."""
+    import tritonlayers._gemm as gemm_host
+    from tritonlayers._cache import BoundedCache
+    depth, plans = gemm_host.SPLIT_K_MIN_DEPTH, gemm_host._PLANS
+    gemm_host.SPLIT_K_MIN_DEPTH, gemm_host._PLANS = 4, BoundedCache()
+    try:
+        x = torch.empty(64, 40, dtype=dtype, requires_grad=True)
+        weight = torch.empty(8, 40, dtype=dtype, requires_grad=True)
+        bias = torch.empty(8, dtype=dtype, requires_grad=True)
+        _grad(F.linear(x, weight, bias, activation="relu"), [x, weight, bias])
+    finally:
+        gemm_host.SPLIT_K_MIN_DEPTH, gemm_host._PLANS = depth, plans
 
 
 def sweep(F, dtypes):

@@ -373,13 +373,16 @@ class ResidualCases(nn.Module):
 
 
 def test_residual_fusion_keeps_order_and_shapes():
+    # seeded: the shortcut's weights came from whatever the global generator held, and for about one draw in
+    # 60 the three BatchNorms amplified fp32 rounding past 1e-5 (a fusion mistake is off by O(1))
+    torch.manual_seed(0)
     model = ResidualCases().to(DEVICE)
     converted, report = tritonlayers.convert(model)
     assert report["bn1"].reason == "residual add + relu from relu()"
     assert report["bn2"].action == report["bn3"].action == "swapped"
     x = make_input()[:, :1].repeat(1, 4, 1, 1)
     with torch.no_grad():
-        assert_close(converted(x), model(x), atol=1e-5, rtol=1e-5)
+        assert_close(converted(x), model(x), atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])

@@ -192,6 +192,8 @@ SPLIT_K_CASES = [  # (layer, input shape, layout, stride, groups, activation): w
     ("conv2d", (4, 6, 5, 7), "contiguous", 1, 1, None),  # NCHW: K = (n, pixel), split along n
     ("conv2d", (4, 6, 7, 9), "channels_last", 2, 1, "gelu"),  # strided NHWC pixels, gelu prologue
     ("conv2d", (4, 6, 5, 7), "contiguous", 1, 3, None),  # grouped: split batches beside the group batches
+    ("conv_transpose2d", (4, 6, 3, 5), "contiguous", 2, 1, "relu"),  # batches of (group, tap): partials summed
+    # by torch into the strided taps (the other cases by sum_partials_kernel)
 ]
 
 
@@ -205,9 +207,11 @@ def test_split_k_weight_gradients(layer, shape, layout, stride, groups, activati
     from tritonlayers._cache import BoundedCache
     monkeypatch.setattr(gemm_host, "_PLANS", BoundedCache())  # plans made under these settings stay here
     monkeypatch.setattr(gemm_host, "SPLIT_K_MIN_DEPTH", 4)
-    splits = []
+    splits, summed_by_kernel = [], []
     factor = gemm_host.split_k_factor
     monkeypatch.setattr(gemm_host, "split_k_factor", lambda *args: splits.append(factor(*args)) or splits[-1])
+    launch_sum = gemm_host._launch_sum
+    monkeypatch.setattr(gemm_host, "_launch_sum", lambda *args: summed_by_kernel.append(True) or launch_sum(*args))
     x = make_input(shape, dtype, layout, low=-1, high=1, requires_grad=True)
     if layer == "linear":
         weight = make_input((7, shape[-1]), dtype, low=-1, high=1, requires_grad=True)
@@ -215,6 +219,12 @@ def test_split_k_weight_gradients(layer, shape, layout, stride, groups, activati
         ours = lambda: TF.linear(x, weight, bias, activation=activation)  # noqa: E731
         reference = lambda x, w, b: activate(F.linear(x, w, b), activation)  # noqa: E731
         reduced = x.numel() // shape[-1]
+    elif layer == "conv_transpose2d":
+        weight = make_input((shape[1], 5, stride, stride), dtype, low=-1, high=1, requires_grad=True)
+        bias = make_input((5,), dtype, requires_grad=True)
+        ours = lambda: TF.conv_transpose2d(x, weight, bias, stride, activation=activation)  # noqa: E731
+        reference = lambda x, w, b: activate(F.conv_transpose2d(x, w, b, stride), activation)  # noqa: E731
+        reduced = x.numel() // shape[1]
     else:
         weight = make_input((9, shape[1] // groups, 1, 1), dtype, low=-1, high=1, requires_grad=True)
         bias = make_input((9,), dtype, requires_grad=True)
@@ -223,6 +233,7 @@ def test_split_k_weight_gradients(layer, shape, layout, stride, groups, activati
         reduced = x.numel() // shape[1]
     _compare(ours, reference, [x, weight, bias], dtype, reduced)
     assert max(splits) > 1, splits
+    assert bool(summed_by_kernel) == (layer != "conv_transpose2d")
 
 
 # (input shape, out channels, stride, groups, layout): why each is here

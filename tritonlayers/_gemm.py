@@ -9,11 +9,13 @@ import torch
 from ._cache import BoundedCache
 from ._fast_launch import run_kernel
 from ._launch import launch_device, sm_count
+from ._layout import needs_wide_index
 from .activation import ActivationSpec
 from .kernels.activation import IDENTITY
 from .kernels.gemm import (INTERPRETED, INTERPRETER_CONFIG, PARTIAL_SOFTMAX, STATS_COLUMNS, gemm_autotuned, gemm_kernel,
                            softmax_epilogue_config)
 from .kernels.host_math import cdiv
+from .kernels.split_k import sum_partials_config, sum_partials_kernel
 
 OPERANDS = ("a", "b", "c", "bias")  # axis() spells them out: its key is built on every GEMM call
 SOFTMAX_IDS = {None: 0, "softmax": 1, "log_softmax": 2, "partial": PARTIAL_SOFTMAX.value}
@@ -102,8 +104,8 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
         run_kernel(plan.kernel, plan.grid, *operands, target, bias_like if bias_like is not None else target,
                    pre if pre is not None else target, a_saved if a_saved is not None else operands[0],
                    softmax_stats if softmax_stats is not None else target, *plan.scalars, **plan.constexprs)
-    if plan.splits > 1:
-        _sum_partials(target, bias_target, c, bias_grad, *plan.unsplit)
+        if plan.splits > 1:
+            _sum_partials(target, bias_target, c, bias_grad, *plan.unsplit)
 
 
 _PLANS = BoundedCache()  # tests that change split-K or the interpreter's tiles start from an empty one
@@ -225,7 +227,14 @@ def _level_sizes(axis_):
 
 
 def _sum_partials(partials, bias_partials, c, bias_grad, batch, m, n):
-    """Sums split-K partials into C (and the bias gradient), walking them with their axes' strides."""
+    """Sums split-K partials into C (and the bias gradient), walking them with their axes' strides: one
+    kernel each when every axis is one tensor dim (weight gradients), else torch's sum and a copy."""
+    if batch.levels == m.levels == n.levels == 1:
+        _launch_sum(partials, c, batch.total * m.total, n.total, m.total, batch.strides["c"][2], m.strides["c"][2],
+                    n.strides["c"][2])
+        if bias_grad is not None:
+            _launch_sum(bias_partials, bias_grad, batch.total * m.total, 1, m.total, batch.strides["bias"][2], 1, 0)
+        return
     sizes = _level_sizes(batch) + _level_sizes(m) + _level_sizes(n)
     view = c.as_strided(sizes, [*batch.strides["c"], *m.strides["c"], *n.strides["c"]])
     view.copy_(partials.sum(0).view(sizes))
@@ -233,6 +242,13 @@ def _sum_partials(partials, bias_partials, c, bias_grad, batch, m, n):
         sizes = _level_sizes(batch) + [m.total]
         view = bias_grad.as_strided(sizes, [*batch.strides["bias"], 1])
         view.copy_(bias_partials.sum(0).view(sizes))
+
+
+def _launch_sum(partials, out, rows, columns, row_size, outer_stride, row_stride, column_stride):
+    block_r, block_c, num_warps = sum_partials_config(rows, columns)
+    run_kernel(sum_partials_kernel, (cdiv(rows, block_r), cdiv(columns, block_c)), partials, out, partials.shape[0],
+               rows, columns, row_size, outer_stride, row_stride, column_stride, BLOCK_R=block_r, BLOCK_C=block_c,
+               WIDE_INDEX=needs_wide_index(partials, out), num_warps=num_warps)
 
 
 def _grid(rows, columns, batches, device):
