@@ -16,6 +16,7 @@ import triton.language as tl
 from .activation import (IDENTITY, activation_backward_from_input, activation_backward_from_output,
                          apply_activation)
 from .precision import to_compute_dtype
+from .softmax import online_max_sum
 from .host_math import cdiv, next_power_of_2
 
 
@@ -43,12 +44,10 @@ def _store_partial_softmax_stats(logits, stats_ptr, batch, rows, pid_n, row_mask
                                  BLOCK_N: tl.constexpr):
     """Row max and sum of exp(logit - max) of this tile's columns into slot pid_n of stats, a (2, batches * M,
     slots) tensor (maxima, then sums). The logits come rounded to the output dtype, as the normalization
-    pass reads them, so each row sums to 1 as torch's softmax of the stored logits would. An all -inf slot
-    shifts by 0 (its sum is 0, not NaN)."""
+    pass reads them, so each row sums to 1 as torch's softmax of the stored logits would."""
     logits = tl.where(column_mask[None, :], logits, float("-inf"))
-    tile_max = tl.max(logits, axis=1)
-    shift = tl.where(tile_max == float("-inf"), 0, tile_max)
-    tile_sum = tl.sum(tl.exp(logits - shift[:, None]), axis=1)
+    tile_max, tile_sum = online_max_sum(tl.full(rows.shape, float("-inf"), logits.dtype),
+                                        tl.zeros(rows.shape, logits.dtype), logits, 1.0, 1)
     slots = tl.cdiv(N, BLOCK_N)
     offsets = (batch.to(tl.int64) * M + rows) * slots + pid_n
     tl.store(stats_ptr + offsets, tile_max.to(stats_ptr.dtype.element_ty), mask=row_mask)

@@ -42,6 +42,18 @@ def _load_input(pointers, mask, output_ptr):
 
 
 @triton.jit
+def online_max_sum(running_max, running_sum, maxima, sums, AXIS: tl.constexpr):
+    """Merge (max m, sum of exp(x - m)) summaries along AXIS into running ones: the running sum is rescaled
+    when the max grows (a plain value x is the summary (x, 1)). A group whose values so far are all -inf
+    shifts by 0 instead of -inf, so it stays a sum of 0 instead of turning into NaN."""
+    new_max = tl.maximum(running_max, tl.max(maxima, axis=AXIS))
+    shift = tl.where(new_max == float("-inf"), 0, new_max)
+    total = running_sum * tl.exp(running_max - shift) + \
+        tl.sum(sums * tl.exp(maxima - tl.expand_dims(shift, AXIS)), axis=AXIS)
+    return new_max, total
+
+
+@triton.jit
 def softmax_forward_kernel(
     input_ptr, output_ptr, num_rows, num_columns,
     input_group_stride, input_row_stride, input_column_stride,
@@ -67,8 +79,7 @@ def softmax_forward_kernel(
         tl.store(output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
                                        output_column_stride), y.to(output_ptr.dtype.element_ty), mask=mask)
     else:
-        # Online softmax: running max m and sum s of exp(x - m), rescaled when m grows. A column whose
-        # chunks so far are all -inf shifts by 0 instead of -inf so it does not turn into NaN.
+        # Online softmax: running max m and sum s of exp(x - m) over the row chunks
         running_max = compute_full(float("-inf"), output_ptr, BLOCK_C)
         running_sum = compute_full(0.0, output_ptr, BLOCK_C)
         for row_start in range(0, num_rows, BLOCK_R):
@@ -76,10 +87,7 @@ def softmax_forward_kernel(
             mask = (rows[:, None] < num_rows) & column_mask
             x = _load_input(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
                                                  input_column_stride), mask, output_ptr)
-            new_max = tl.maximum(running_max, tl.max(x, axis=0))
-            shift = tl.where(new_max == float("-inf"), 0, new_max)
-            running_sum = running_sum * tl.exp(running_max - shift) + tl.sum(tl.exp(x - shift[None, :]), axis=0)
-            running_max = new_max
+            running_max, running_sum = online_max_sum(running_max, running_sum, x, 1.0, 0)
         log_total = tl.log(running_sum)
         inverse_total = 1 / running_sum
         for row_start in range(0, num_rows, BLOCK_R):
@@ -115,11 +123,7 @@ def softmax_normalize_kernel(
         offsets = rows[:, None] * num_slots + slots[None, :]
         slot_max = tl.load(stats_ptr + offsets, mask=mask, other=float("-inf"))
         slot_sum = tl.load(stats_ptr + num_rows * num_slots + offsets, mask=mask, other=0)
-        new_max = tl.maximum(running_max, tl.max(slot_max, axis=1))
-        shift = tl.where(new_max == float("-inf"), 0, new_max)
-        running_sum = running_sum * tl.exp(running_max - shift) + \
-            tl.sum(slot_sum * tl.exp(slot_max - shift[:, None]), axis=1)
-        running_max = new_max
+        running_max, running_sum = online_max_sum(running_max, running_sum, slot_max, slot_sum, 1)
     log_total = tl.log(running_sum)
     inverse_total = 1 / running_sum
     for column_start in range(0, num_columns, BLOCK_C):

@@ -75,9 +75,9 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
     """c = epilogue(prologue(a) @ b) over the given axes (a, b, c are the base tensors the strides walk from).
 
     Forward: bias_along "n" or "m" (bias is 1-D, offset per batch by the batch axis' "bias" strides);
-    softmax None, "softmax" or "log_softmax" over N (needs N to fit one tile: softmax_epilogue_config), or
-    "partial": c gets the logits and softmax_stats, a (2, batch * M, cdiv(N, STATS_COLUMNS)) tensor in the
-    accumulator's dtype, each column tile's row max and sum of exp (softmax.normalize_partial_softmax); pre
+    softmax None, "softmax" or "log_softmax" over N (needs N to fit one tile: softmax_epilogue_config); or
+    softmax_stats, a (2, batch * M, cdiv(N, STATS_COLUMNS)) tensor in the accumulator's dtype: c gets the
+    logits and it each column tile's row max and sum of exp (softmax.normalize_partial_softmax); pre
     a tensor laid out like c that also receives the pre-activation; spec the activation.
     Backward: prologue "input" / "output" turns a (the gradient after spec's activation) into the gradient
     before it from a_saved (the saved pre-activation / output, with a's strides); bias_grad a tensor that
@@ -85,6 +85,8 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
     """
     if m.total == 0 or n.total == 0 or batch.total == 0:
         return
+    if softmax_stats is not None:
+        softmax = "partial"
     # Axes come from axis()'s cache, so equal axes are the same objects: a plan holds them, so their ids
     # stay theirs while it lives.
     key = (id(batch), id(m), id(n), id(k), a.dtype, a.device, bias is None, bias_along, spec, softmax, pre is None,

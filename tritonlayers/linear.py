@@ -72,7 +72,8 @@ def linear_forward(input, weight, bias, spec, head, store_pre):
 
 
 def _head_mode(head, rows, features, device, dtype):
-    """(gemm's softmax mode, its statistics buffer or None) for a softmax head over `features`.
+    """(gemm's one-tile softmax or None, the statistics buffer of an online softmax across tiles or None) for
+    a softmax head over `features`.
 
     A row that fits one tile is normalized in the epilogue, unless that leaves the GPU idle: the fused head
     runs one program per BLOCK_M rows, and with fewer of them than a quarter of the SMs (a classifier at
@@ -86,7 +87,7 @@ def _head_mode(head, rows, features, device, dtype):
         return head, None
     stats = torch.empty((2, rows, cdiv(features, STATS_COLUMNS)),
                         dtype=torch.float64 if dtype == torch.float64 else torch.float32, device=device)
-    return "partial", stats
+    return None, stats
 
 
 def backward_operand(kind, grad_output, saved):
