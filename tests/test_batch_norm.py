@@ -143,6 +143,29 @@ def test_large_mean_keeps_its_variance(path, request):
     assert_close(y, F.batch_norm(x64, None, None, training=True), atol=1e-3, name="output")
 
 
+@pytest.mark.parametrize("num_parts", [1, 7, 300])
+def test_merge_of_many_parts_keeps_mean_and_variance(num_parts):
+    # Partial (count, mean, M2) as the split pass leaves them in fp32 (some parts empty, means near 1e4, std
+    # 1), merged in tiles of parts (300 parts: several steps of the merge loop), against their exact fp64
+    # merge: count n = sum n_i, mean = sum n_i mean_i / n, M2 = sum M2_i + sum n_i (mean_i - mean)^2.
+    num_channels = 37
+    generator = torch.Generator().manual_seed(num_parts)
+    counts = torch.randint(0, 6, (num_parts, num_channels), generator=generator).double()
+    counts[-1].clamp_(min=1)  # every channel has values
+    if num_parts > 1:
+        counts[0, :3] = 0  # part 0 is the reference for the others' means: an empty one must not matter
+    means = torch.where(counts > 0, 1e4 + torch.randn(num_parts, num_channels, generator=generator, dtype=torch.float64), 0)
+    m2s = torch.where(counts > 1, counts * torch.rand(num_parts, num_channels, generator=generator, dtype=torch.float64), 0)
+    partial = torch.stack([counts, means, m2s], dim=1).float()
+    merged = bn_host._merge(partial.to(DEVICE), num_channels).double().cpu()
+    count, mean, m2 = partial.double().unbind(1)
+    expected_mean = (count * mean).sum(0) / count.sum(0)
+    expected_m2 = m2.sum(0) + (count * (mean - expected_mean) ** 2).sum(0)
+    assert_close(merged[0], count.sum(0), atol=0, rtol=0, name="count")
+    assert_close(merged[1], expected_mean, atol=1e-3, rtol=0, name="mean")  # an ulp of 1e4 in fp32
+    assert_close(merged[2], expected_m2, atol=1e-4, rtol=1e-5, name="M2")
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.5, 1.0, 2.0, -0.5])
 def test_every_momentum_torch_accepts(momentum):
     _check((4, 3, 5), "contiguous", torch.float32, momentum=momentum)

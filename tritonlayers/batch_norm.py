@@ -22,7 +22,7 @@ from .activation import ActivationSpec, resolve_activation
 from .kernels.batch_norm import (batch_norm_backward_input_kernel, batch_norm_backward_reduce_kernel,
                                  batch_norm_backward_resident_kernel, batch_norm_forward_kernel,
                                  batch_norm_forward_resident_kernel, resident_config)
-from .kernels.batch_norm_stats import batch_norm_merge_kernel, batch_norm_stats_kernel, merge_grid
+from .kernels.batch_norm_stats import batch_norm_merge_kernel, batch_norm_stats_kernel, merge_launch
 from .kernels.host_math import cdiv
 from .kernels.tiles import split_columns, tile_launch_config
 
@@ -129,10 +129,11 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
                     num_warps=config["num_warps"])
                 if sync is not None:
                     partial = sync.gather_stats(_merge(partial, num_channels))
+                grid, tile = merge_launch(partial.shape[0], num_channels)
                 run_kernel(
-                    batch_norm_merge_kernel, merge_grid(num_channels),
+                    batch_norm_merge_kernel, grid,
                     partial, partial.shape[0], num_channels, partial, used_mean, used_invstd, *running, momentum, eps,
-                    FINALIZE=True, UPDATE_RUNNING=update_running, BLOCK=128)
+                    FINALIZE=True, UPDATE_RUNNING=update_running, **tile)
             run_kernel(
                 batch_norm_forward_kernel, config["grid"],
                 x, res, out, used_mean, used_invstd, weight_, bias_, num_groups, num_channels, num_columns,
@@ -147,10 +148,11 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
 def _merge(partial, num_channels):
     """Merge partial [parts, 3, C] statistics into one [3, C] (count, mean, M2)."""
     merged = torch.empty(3, num_channels, dtype=partial.dtype, device=partial.device)
+    grid, tile = merge_launch(partial.shape[0], num_channels)
     run_kernel(
-        batch_norm_merge_kernel, merge_grid(num_channels),
+        batch_norm_merge_kernel, grid,
         partial, partial.shape[0], num_channels, merged, merged, merged, merged, merged, 0.0, 0.0,
-        FINALIZE=False, UPDATE_RUNNING=False, BLOCK=128)
+        FINALIZE=False, UPDATE_RUNNING=False, **tile)
     return merged
 
 
