@@ -236,6 +236,19 @@ def test_split_k_weight_gradients(layer, shape, layout, stride, groups, activati
     assert bool(summed_by_kernel) == (layer != "conv_transpose2d")
 
 
+@pytest.mark.parametrize("splits", [1, 300])
+def test_sum_partials_over_many_splits_into_strided_batches(splits):
+    """sum_partials_kernel against torch: 300 splits take several steps of its loop; out rows (outer, inner)
+    land at strided places (a batch of 3 x 5 rows of 7 columns inside a bigger buffer), the rest untouched."""
+    import tritonlayers._gemm as gemm_host
+    partials = make_input((splits, 15, 7), torch.float32, low=-1, high=1)
+    buffer = torch.full((3, 9, 8), 7.0, device=DEVICE)
+    gemm_host._launch_sum(partials, buffer[:, 2:7, :7], 15, 7, 5, 72, 8, 1)  # strides of that view
+    expected = torch.full((3, 9, 8), 7.0, device=DEVICE)
+    expected[:, 2:7, :7] = partials.double().sum(0).view(3, 5, 7).float()
+    assert_close(buffer, expected, atol=1e-5, rtol=1e-5)
+
+
 # (input shape, out channels, stride, groups, layout): why each is here
 CONV_CASES = [
     ((2, 6, 7, 9), 10, 1, 1, "contiguous"),  # NCHW, 63-pixel maps: read once into channels_last

@@ -15,7 +15,7 @@ from .kernels.activation import IDENTITY
 from .kernels.gemm import (INTERPRETED, INTERPRETER_CONFIG, PARTIAL_SOFTMAX, STATS_COLUMNS, gemm_autotuned, gemm_kernel,
                            softmax_epilogue_config)
 from .kernels.host_math import cdiv
-from .kernels.split_k import sum_partials_config, sum_partials_kernel
+from .kernels.split_k import sum_partials_kernel, sum_partials_launch
 
 OPERANDS = ("a", "b", "c", "bias")  # axis() spells them out: its key is built on every GEMM call
 SOFTMAX_IDS = {None: 0, "softmax": 1, "log_softmax": 2, "partial": PARTIAL_SOFTMAX.value}
@@ -247,10 +247,11 @@ def _sum_partials(partials, bias_partials, c, bias_grad, batch, m, n):
 
 
 def _launch_sum(partials, out, rows, columns, row_size, outer_stride, row_stride, column_stride):
-    block_r, block_c, num_warps = sum_partials_config(rows, columns)
-    run_kernel(sum_partials_kernel, (cdiv(rows, block_r), cdiv(columns, block_c)), partials, out, partials.shape[0],
-               rows, columns, row_size, outer_stride, row_stride, column_stride, BLOCK_R=block_r, BLOCK_C=block_c,
-               WIDE_INDEX=needs_wide_index(partials, out), num_warps=num_warps)
+    grid, block_s, block, num_warps = sum_partials_launch(partials.shape[0], rows * columns,
+                                                          2 * sm_count(partials.device))
+    run_kernel(sum_partials_kernel, grid, partials, out, partials.shape[0], rows, columns, row_size, outer_stride,
+               row_stride, column_stride, BLOCK_S=block_s, BLOCK=block, WIDE_INDEX=needs_wide_index(partials, out),
+               num_warps=num_warps)
 
 
 def _grid(rows, columns, batches, device):
