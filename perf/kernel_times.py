@@ -2,8 +2,10 @@
 
 Where each benchmark case's time goes, ours against eager torch: host time per call (the Python and
 launch work that issues it, measured without waiting for the GPU), GPU time per call (the sum of its
-kernels' durations from torch.profiler) and kernels per call, with the longest kernels by name. A case whose
-host time exceeds its GPU time is launch-bound: faster kernels will not help it, less host code will.
+kernels' durations from torch.profiler) and kernels per call, with the longest kernels by name, and then
+every kernel of one call of ours in launch order (telling apart the GEMMs of a backward, all named
+gemm_kernel). A case whose host time exceeds its GPU time is launch-bound: faster kernels will not help it,
+less host code will.
 Writes kernel_times.json into --out and prints the table (markdown).
 """
 import argparse
@@ -38,8 +40,8 @@ def host_us(fn, device, calls):
 
 
 def kernel_us(fn, device, calls):
-    """(GPU microseconds per call, kernels per call, {kernel name: microseconds per call}) from the
-    profiler's device events (none on the CPU)."""
+    """(GPU microseconds per call, kernels per call, {kernel name: microseconds per call}, [(kernel name,
+    microseconds)] of the last call in launch order) from the profiler's device events (none on the CPU)."""
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -47,12 +49,18 @@ def kernel_us(fn, device, calls):
         for _ in range(calls):
             fn()
         _synchronize(device)
-    by_name, launches = defaultdict(float), 0
+    by_name, kernels = defaultdict(float), []
     for event in profiler.events():
         if event.device_type == torch.autograd.DeviceType.CUDA:
             by_name[event.name] += event.device_time / calls
-            launches += 1
-    return sum(by_name.values()), launches / calls, dict(by_name)
+            kernels.append((event.time_range.start, event.name, event.device_time))
+    return sum(by_name.values()), len(kernels) / calls, dict(by_name), last_call(kernels, calls)
+
+
+def last_call(kernels, calls):
+    """[(name, us)] of the last of `calls` equal calls, in launch order, from (start, name, us) of all."""
+    per_call = len(kernels) // calls
+    return [(name[:40], us) for _, name, us in sorted(kernels)[len(kernels) - per_call:]] if per_call else []
 
 
 def measure(case, impl, direction, device, calls):
@@ -63,11 +71,12 @@ def measure(case, impl, direction, device, calls):
     for _ in range(3):  # compile, autotune, allocator warm-up
         fn()
     host = host_us(fn, device, calls)
-    gpu, launches, by_name = kernel_us(fn, device, calls)
+    gpu, launches, by_name, sequence = kernel_us(fn, device, calls)
     top = sorted(by_name.items(), key=lambda item: -item[1])[:3]
     return {"op": case.op, "shape": list(case.shape), "dtype": str(case.dtype)[6:], "layout": case.layout,
             "note": case.note, "impl": impl, "direction": direction, "host_us": host, "gpu_us": gpu,
-            "kernels_per_call": launches, "top_kernels": [[name[:60], us] for name, us in top]}
+            "kernels_per_call": launches, "top_kernels": [[name[:60], us] for name, us in top],
+            "sequence": [[name, us] for name, us in sequence]}
 
 
 def markdown(rows, identity):
@@ -85,6 +94,12 @@ def markdown(rows, identity):
         lines.append(f"| {row['op']} | {'x'.join(map(str, row['shape']))} | {row['dtype']} | {row['layout']} | "
                      f"{row['direction']} | {row['impl']} | {row['host_us']:.1f} | {row['gpu_us']:.1f} | "
                      f"{row['kernels_per_call']:.1f} | {top} |")
+    lines += ["", "## Kernels of one call of ours, in launch order (us)", ""]
+    for row in rows:
+        if row.get("impl") == "tritonlayers" and row.get("sequence"):
+            sequence = ", ".join(f"{name} {us:.1f}" for name, us in row["sequence"])
+            lines.append(f"- {row['op']} {'x'.join(map(str, row['shape']))} {row['dtype']} {row['layout']} "
+                         f"{row['direction']}: {sequence}")
     return "\n".join(lines) + "\n"
 
 

@@ -68,6 +68,14 @@ def test_kernel_times_dry_run_writes_its_table(tmp_path):
     assert "| relu |" in result.stdout
 
 
+def test_kernel_times_lists_the_last_call_in_launch_order():
+    from perf.kernel_times import last_call
+    events = [(5.0, "gemm_kernel", 3.0), (0.0, "gemm_kernel", 1.0), (7.0, "sum_partials_kernel", 4.0),
+              (2.0, "sum_partials_kernel", 2.0)]  # two calls of two kernels, out of order
+    assert last_call(events, 2) == [("gemm_kernel", 3.0), ("sum_partials_kernel", 4.0)]
+    assert last_call([], 3) == []
+
+
 def test_kernel_times_lists_the_tuned_gemm_configs(monkeypatch):
     import triton
     from perf.kernel_times import gemm_configs
