@@ -14,6 +14,7 @@ import triton
 import triton.language as tl
 
 from .activation import IDENTITY, activation_backward_from_input, apply_activation
+from .host_math import next_power_of_2
 from .precision import compute_full, to_compute_dtype
 from .tiles import program_tiles, tile_coordinates, tile_offsets
 
@@ -38,15 +39,20 @@ def _keep(draw, p, scale):
 
 
 @triton.jit
+def _unit_keep_scale(unit, seed, offset_low, offset_high, p, scale):
+    """scale where unit u is kept (probability 1 - p), else 0: draw u % 4 of the Philox call at u // 4."""
+    r0, r1, r2, r3 = _philox4(unit, seed, offset_low, offset_high)
+    lane = unit % 4
+    return _keep(tl.where(lane == 0, r0, tl.where(lane == 1, r1, tl.where(lane == 2, r2, r3))), p, scale)
+
+
+@triton.jit
 def keep_scale(key, seed, offset_low, offset_high, p, scale, map_size):
     """scale where an element is kept (probability 1 - p), else 0, for a tile of keys. Unit u = key //
     map_size (map_size == 1 specializes to no division) is decided by draw u % 4 of the Philox call at u // 4,
     so every element of a map gets the same decision. One Philox call per element here; _tile_keep_scale's
     other modes make the same decisions with fewer."""
-    unit = key // map_size
-    r0, r1, r2, r3 = _philox4(unit, seed, offset_low, offset_high)
-    lane = unit % 4
-    return _keep(tl.where(lane == 0, r0, tl.where(lane == 1, r1, tl.where(lane == 2, r2, r3))), p, scale)
+    return _unit_keep_scale(key // map_size, seed, offset_low, offset_high, p, scale)
 
 
 @triton.jit
@@ -62,6 +68,7 @@ PER_ELEMENT = tl.constexpr(0)  # one Philox call per element, any keys
 FOURS_ALONG_COLUMNS = tl.constexpr(1)  # element keys in aligned fours along the columns
 FOURS_ALONG_ROWS = tl.constexpr(2)  # likewise along the rows
 MAP_PER_ROW = tl.constexpr(3)  # channel-wise: each tile row lies in one map (the columns span one map)
+MAPS_IN_FOURS = tl.constexpr(4)  # likewise, and the rows' maps (units) come in aligned fours
 
 
 @triton.jit
@@ -69,8 +76,8 @@ def _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride, 
                      map_size, seed, offset_low, offset_high, p, scale, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
                      DRAWS: tl.constexpr):
     """keep_scale's decisions for a [rows, columns] tile. Philox is the kernel's dominant arithmetic: the
-    fours modes make one call per four elements (strides, tile starts and sizes multiples of 4), the map mode
-    one per row."""
+    fours modes make one call per four elements (strides, tile starts and sizes multiples of 4), the map modes
+    one per row or per four rows, which the columns share (a thread makes them once for all its columns)."""
     if DRAWS == FOURS_ALONG_COLUMNS:
         column_start = (tile % tl.cdiv(num_columns, BLOCK_C)) * BLOCK_C
         first_keys = group * key_group_stride + rows * key_row_stride
@@ -84,12 +91,35 @@ def _tile_keep_scale(group, rows, columns, tile, num_columns, key_group_stride, 
         if BLOCK_C > 1:  # with one column the permute moves a size-1 dim: same order, no layout shuffle
             fours = tl.permute(fours, (0, 2, 1))
         return _keep(tl.reshape(fours, (BLOCK_R, BLOCK_C)), p, scale)
+    elif DRAWS == MAPS_IN_FOURS:
+        # units group * (key_group_stride // map_size) + row (the key row stride is map_size): one Philox call
+        # per four rows, broadcast along the columns; no division per element
+        first_quad = (group * (key_group_stride // map_size) + tl.program_id(0) * BLOCK_R) // 4
+        fours = _draws_in_fours((first_quad + tl.arange(0, BLOCK_R // 4))[:, None], seed, offset_low, offset_high,
+                                BLOCK_R // 4, 1)
+        return _keep(tl.reshape(fours, (BLOCK_R, 1)), p, scale)
     elif DRAWS == MAP_PER_ROW:
-        return keep_scale(group * key_group_stride + rows * key_row_stride, seed, offset_low, offset_high, p, scale,
-                          map_size)[:, None]
+        return _unit_keep_scale(group * (key_group_stride // map_size) + rows, seed, offset_low, offset_high, p,
+                                scale)[:, None]
     else:
         key = tile_offsets(group, rows, columns, key_group_stride, key_row_stride, key_column_stride)
         return keep_scale(key, seed, offset_low, offset_high, p, scale, map_size)
+
+
+# Values of a channel-wise (map mode) tile: a thread's draws serve every column it holds, so a larger tile
+# makes fewer per element (32 values a thread at 8 warps: for bf16 channels_last, 8 channels by 4 pixels, one
+# Philox call per four channels, four 16-byte loads in flight).
+MAP_TILE = 8192
+MAP_TILE_ROWS = 64  # rows (channels) first taken, 128 bytes of bf16: the columns get the rest
+
+
+def map_tile_config(num_rows, num_columns, tile=MAP_TILE):
+    """(BLOCK_R, BLOCK_C, num_warps) of the map modes: up to MAP_TILE_ROWS rows, the columns (one map's pixels)
+    filling the tile, then more rows where the map is small."""
+    block_r = min(next_power_of_2(num_rows), MAP_TILE_ROWS)
+    block_c = min(next_power_of_2(num_columns), tile // block_r)
+    block_r = min(next_power_of_2(num_rows), tile // block_c)
+    return block_r, block_c, max(1, min(8, block_r * block_c // 256))
 
 
 # seed and offset change from call to call: specializing on their values would compile new variants

@@ -151,6 +151,37 @@ def test_mask_is_the_same_whatever_the_layout(monkeypatch):
     assert {1, 2, 3} <= set(paths) and 0 in paths, paths
 
 
+@pytest.mark.parametrize("shape,mode", [
+    ((2, 12, 5, 3), "MAPS_IN_FOURS"),  # C % 4 == 0: one Philox call per four channels; 12 rows: a partial row tile
+    ((3, 5, 4, 7), "MAP_PER_ROW"),  # prime C: one call per channel, fours straddling samples
+], ids=["C12", "C5"])
+@pytest.mark.parametrize("wide", [False, True], ids=["int32", "int64"])
+def test_channels_last_maps_match_contiguous_across_tiles(shape, mode, wide, monkeypatch, request):
+    # channels_last channel-wise tiles take a map per row (the channels) and share its draw along the pixels;
+    # 8 x 4 tiles spread rows, samples and pixels over several programs, each with the contiguous input's mask
+    if wide:
+        request.getfixturevalue("wide_index")
+    import tritonlayers.dropout
+    import tritonlayers.kernels.dropout as kernels
+    from tritonlayers._cache import BoundedCache
+    monkeypatch.setattr(tritonlayers.dropout, "_LAUNCHES", BoundedCache())
+    monkeypatch.setattr(tritonlayers.dropout, "map_tile_config", lambda num_rows, num_columns: (8, 4, 1))
+    paths = []
+    draw_mode = tritonlayers.dropout.draw_mode
+    monkeypatch.setattr(tritonlayers.dropout, "draw_mode", lambda *args: paths.append(draw_mode(*args)) or paths[-1])
+    base = make_input(shape, torch.float32, low=1, high=2, requires_grad=True)
+    masks = []
+    for x in (base, base.contiguous(memory_format=torch.channels_last)):
+        torch.manual_seed(5)
+        y = TF.dropout2d(x, 0.5)
+        (grad,) = torch.autograd.grad(y, x, torch.ones_like(y).contiguous(memory_format=torch.channels_last))
+        masks += [y != 0, grad != 0]
+    for name, mask in zip(["channels_last output", "contiguous grad", "channels_last grad"], masks[1:]):
+        differ = (mask != masks[0]).nonzero()
+        assert differ.numel() == 0, f"{name}: mask differs from the contiguous output's first at {differ[0].tolist()}"
+    assert getattr(kernels, mode).value in paths, paths
+
+
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided", "permuted"])
 def test_values_and_gradient_follow_the_mask(dtype, layout):
