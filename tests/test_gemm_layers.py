@@ -82,6 +82,25 @@ def test_persistent_variant_loops_over_tiles(layout, monkeypatch):
     _compare(lambda: TF.conv2d(image, kernel), F.conv2d, [image, kernel], torch.float32, 2 * 7 * 9)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64], ids=str)
+def test_partial_softmax_tunes_over_its_thin_tiles(dtype, monkeypatch):
+    """The head's GEMM tunes over 128-column tiles only (a stats slot each), thin rows included for the
+    ImageNet head's 256 rows; fp64 keeps tiles whose shared memory fits (32-deep K steps, 2048 values)."""
+    from tritonlayers.kernels import gemm as gemm_kernels
+    monkeypatch.setattr(gemm_kernels, "PRUNE_BY_SHAPE", True)
+    a = torch.empty(256, 2048, dtype=dtype)
+    kept = gemm_kernels.prune_configs(gemm_kernels.CONFIGS, {"a_ptr": a, "M": 256, "N": 1000},
+                                      SOFTMAX=gemm_kernels.PARTIAL_SOFTMAX.value, INPUT_PRECISION="ieee")
+    tiles = {(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_K"]) for c in kept}
+    assert {c.kwargs["BLOCK_N"] for c in kept} == {gemm_kernels.STATS_COLUMNS}
+    if dtype == torch.bfloat16:
+        assert {(32, 64), (16, 64)} <= tiles
+    else:
+        assert (16, 32) in tiles
+    if dtype == torch.float64:
+        assert tiles == {(16, 32)}
+
+
 @pytest.mark.parametrize("activation", [None, "relu", "gelu", "sigmoid", "softmax", "log_softmax",
                                         torch.nn.LeakyReLU(0.2)], ids=str)
 @pytest.mark.parametrize("out_features", [45, 1030], ids=["fused-epilogue", "tiles-then-normalize"])
