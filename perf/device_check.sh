@@ -55,5 +55,5 @@ grep -E "^\| [a-z_0-9]+ \|" "$OUT/kernel_times.log" 2>/dev/null | cut -c1-150
 stage "${HP_TIMEOUT:-0}" host_profile.log "$PY" -m perf.host_profile ${HP_ARGS:---quick}
 grep -E "^\| |^## |^host us" "$OUT/host_profile.log" 2>/dev/null
 stage "${E2E_TIMEOUT:-150}" e2e.log "$PY" -m perf.e2e --quick --out "$OUT"
-tail -n 8 "$OUT/e2e.log" 2>/dev/null
+tail -n 50 "$OUT/e2e.log" 2>/dev/null
 ls "$OUT"

@@ -4,9 +4,10 @@ A ResNet-50 training step (channels_last, bf16 autocast (fp16 on the CPU dry run
 batch 32 at 224x224) several ways on one device in one run: eager torch, tritonlayers.convert(model),
 torch.compile(model), and on a GPU eager and converted again with the whole step (forward, backward,
 optimizer) captured once as a CUDA graph and replayed, which removes every launch's host time: images/s,
-step time and peak memory. --quick runs a ResNet-26 at 128x128; --dry-run a tiny ResNet on the
-CPU through Triton's interpreter (the pipeline only: its times say nothing). Writes e2e.json into --out and
-prints a table.
+step time and peak memory; then, for the steps that are not graphed, one profiled step's GPU time by kernel
+name (where a graphed step's time goes: kernels are the same, launched by the graph). --quick runs a
+ResNet-26 at 128x128; --dry-run a tiny ResNet on the CPU through Triton's interpreter (the pipeline only:
+its times say nothing). Writes e2e.json into --out and prints the tables.
 """
 import argparse
 import json
@@ -78,10 +79,19 @@ def measure(impl, variant, device, steps, warmup, dry_run):
     _synchronize(device)
     step_ms = (time.perf_counter() - start) * 1e3 / steps
     peak_mb = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    kernels = {}
+    if not graphed and device.type == "cuda":  # the CPU profiler has no kernels to show
+        from .kernel_times import kernel_us
+        gpu_us, launches, by_name, _ = kernel_us(step, device, 1)
+        top = sorted(by_name.items(), key=lambda item: -item[1])[:TOP_KERNELS]
+        kernels = {"gpu_ms": gpu_us / 1e3, "kernels": launches, "top_kernels": [[name[:70], us] for name, us in top]}
     return {"impl": impl, "model": variant, "batch": batch, "image_size": size, "autocast": str(dtype)[6:],
             "memory_format": "channels_last", "step_ms": step_ms, "images_per_s": batch * 1e3 / step_ms,
             "peak_mb": peak_mb, "first_loss": losses[0].item(), "last_loss": losses[-1].item(),
-            "conversion": summary}
+            "conversion": summary, **kernels}
+
+
+TOP_KERNELS = 12
 
 
 def _captured(step, warmup, losses):
@@ -112,6 +122,17 @@ def table(rows):
         speedup = f"{eager / row['step_ms']:.2f}x" if eager else ""
         lines.append(f"| {row['impl']} | {row['step_ms']:.2f} | {row['images_per_s']:.1f} | {speedup} | {peak} | "
                      f"{row['first_loss']:.3f} / {row['last_loss']:.3f} |")
+    return "\n".join(lines)
+
+
+def kernel_tables(rows):
+    """Markdown: each profiled step's GPU time and kernel count, and its longest kernels by name."""
+    lines = []
+    for row in rows:
+        if row.get("top_kernels"):
+            lines += ["", f"{row['impl']}: GPU {row['gpu_ms']:.2f} ms in {row['kernels']:.0f} kernels a step", "",
+                      "| kernel | us per step |", "|---|---|"]
+            lines += [f"| {name} | {us:.1f} |" for name, us in row["top_kernels"]]
     return "\n".join(lines)
 
 
@@ -148,6 +169,7 @@ def main(argv=None):
           f"channels_last, {rows[0]['autocast']} autocast, on {identity['device']}" +
           (" (dry run: times say nothing)" if args.dry_run else ""))
     print(table(rows))
+    print(kernel_tables(rows))
     if len(rows) > 1:
         print(f"tritonlayers conversion: {rows[1]['conversion']}")
     print(f"wrote {out_dir / 'e2e.json'}")

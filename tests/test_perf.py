@@ -103,6 +103,18 @@ def test_showcase_checks_every_op_within_tolerance():
         assert f"\n{op} " in result.stdout
 
 
+def test_e2e_kernel_tables_list_each_profiled_step():
+    from perf.e2e import kernel_tables
+    rows = [{"impl": "eager", "gpu_ms": 3.1, "kernels": 410.0, "top_kernels": [["nvjet_gemm", 900.0]]},
+            {"impl": "tritonlayers+graph"},  # graphed steps are not profiled
+            {"impl": "tritonlayers", "gpu_ms": 5.5, "kernels": 520.0,
+             "top_kernels": [["batch_norm_merge_kernel", 2000.0], ["gemm_kernel", 1500.0]]}]
+    text = kernel_tables(rows)
+    assert "eager: GPU 3.10 ms in 410 kernels a step" in text and "| nvjet_gemm | 900.0 |" in text
+    assert "tritonlayers: GPU 5.50 ms in 520 kernels a step" in text and "| gemm_kernel | 1500.0 |" in text
+    assert "graph" not in text
+
+
 def test_e2e_dry_run_trains_all_three_alike(tmp_path):
     result = _run("-m", "perf.e2e", "--dry-run", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
