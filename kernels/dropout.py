@@ -134,9 +134,11 @@ def dropout_forward_kernel(
     map_size, seed, offset_low, offset_high, p, scale, param_a, param_b,
     DROPOUT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
     ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
-    DRAWS: tl.constexpr,
+    DRAWS: tl.constexpr, SEED_ON_DEVICE: tl.constexpr,
 ):
     """output = residual + dropout(activation(input + bias)), each part optional."""
+    if SEED_ON_DEVICE:  # drawn inside a CUDA graph: seed points to the value each replay draws anew
+        seed = tl.load(seed)
     pid_rows = tl.program_id(0)
     first_tile, last_tile = program_tiles(num_groups, num_columns, tiles_per_program, BLOCK_C)
     for tile in range(first_tile, last_tile):
@@ -172,11 +174,13 @@ def dropout_backward_kernel(
     map_size, seed, offset_low, offset_high, p, scale, param_a, param_b,
     DROPOUT: tl.constexpr, HAS_BIAS: tl.constexpr, BIAS_GRAD: tl.constexpr,
     ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
-    DRAWS: tl.constexpr,
+    DRAWS: tl.constexpr, SEED_ON_DEVICE: tl.constexpr,
 ):
     """grad_input = activation'(input + bias) * mask * scale * grad_output, the mask regenerated from the
     seed. BIAS_GRAD: this program's column sum of grad_input per row goes to bias_partial[pid_split, row]
     (in the compute dtype)."""
+    if SEED_ON_DEVICE:  # drawn inside a CUDA graph: seed points to the value each replay draws anew
+        seed = tl.load(seed)
     pid_rows = tl.program_id(0)
     pid_split = tl.program_id(1)
     first_tile, last_tile = program_tiles(num_groups, num_columns, tiles_per_program, BLOCK_C)

@@ -206,11 +206,20 @@ def sweep(F, dtypes):
             _forward_backward(lambda t: F.dropout(t * 1, 0.3, inplace=True), x)
         for x in (nchw, nchw.contiguous(memory_format=torch.channels_last)):
             _forward_backward(lambda t: F.dropout2d(t, 0.3), x)
+        _seed_on_device(dense)
         bias, channel_bias = torch.empty(33, dtype=dtype), torch.empty(16, 1, 1, dtype=dtype)
         for activation in (None, "relu", "gelu"):
             _fused(F, dense, bias, activation)
             _fused(F, nchw, channel_bias, activation)
         _fused(F, dense, None, None, residual=False, training=False)
+
+
+def _seed_on_device(x):
+    """Dropout's kernels reading their seed on the device, as under CUDA graph capture."""
+    from tritonlayers.dropout import DropoutPlan, dropout_backward, dropout_forward
+    plan, seed = DropoutPlan(tuple(x.shape), x.dim() - 1), torch.zeros(2, dtype=torch.int64)
+    dropout_forward(x, 0.3, plan, seed, 0)
+    dropout_backward(torch.empty_like(x), 0.3, plan, seed, 0)
 
 
 def sweep_pooling(F, dtypes):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import tritonlayers.functional as TF
 import tritonlayers.nn as tnn
-from helpers import DEVICE, FLOAT_DTYPES, assert_close, gradcheck, make_input
+from helpers import DEVICE, FLOAT_DTYPES, assert_close, gpu_only, gradcheck, make_input
 
 SIGMAS = 6.0
 
@@ -312,6 +312,54 @@ def test_integer_input_raises_when_dropout_applies():
     with pytest.raises(RuntimeError, match="'input' has dtype torch.int64"):
         TF.dropout(x, 0.5)
     assert TF.dropout(x, 0.5, training=False) is x  # torch returns it untouched
+
+
+@pytest.mark.parametrize("name", ["dropout", "dropout2d"])
+def test_seed_read_on_the_device_decides_like_the_same_seed_passed_in(name):
+    """Under CUDA graph capture the seed is a device tensor the kernels load (offset 0): the same seed must
+    give the same masks, forward and backward, as when passed as a number."""
+    from tritonlayers.dropout import DropoutPlan, dropout_backward, dropout_forward
+    x = make_input((3, 8, 5, 7), torch.float32, "channels_last", low=1, high=2)
+    plan = DropoutPlan(tuple(x.shape), 1, map_size=35 if name == "dropout2d" else 1)
+    seed = 2**40 + 12345
+    seed_tensor = torch.tensor([seed, 999], dtype=torch.int64, device=DEVICE)  # offset word ignored: 0
+    expected = dropout_forward(x, 0.5, plan, seed, 0)
+    assert torch.equal(dropout_forward(x, 0.5, plan, seed_tensor, 0), expected)
+    assert not torch.equal(dropout_forward(x, 0.5, plan, seed + 1, 0), expected)
+    grad = torch.ones_like(x)
+    assert torch.equal(dropout_backward(grad, 0.5, plan, seed_tensor, 0)[0], dropout_backward(grad, 0.5, plan, seed, 0)[0])
+
+
+@gpu_only("CUDA graph capture")
+@pytest.mark.parametrize("name", ["dropout", "dropout2d"])
+def test_cuda_graph_replays_draw_new_masks_that_manual_seed_reproduces(name):
+    x = torch.ones(64, 32, 4, 4, device=DEVICE, requires_grad=True)
+    dropout = getattr(TF, name)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        dropout(x, 0.5).sum().backward()  # warm-up: compiles, tunes
+    torch.cuda.current_stream().wait_stream(stream)
+    x.grad = None
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = dropout(x, 0.5)
+        y.sum().backward()
+
+    def replay():
+        graph.replay()
+        torch.cuda.synchronize()
+        return y.detach().clone(), x.grad.clone()
+
+    torch.manual_seed(7)
+    first, first_grad = replay()
+    second, _ = replay()
+    torch.manual_seed(7)
+    again, again_grad = replay()
+    assert not torch.equal(first, second), "every replay repeated one mask"
+    assert torch.equal(first, again) and torch.equal(first_grad, again_grad)
+    assert torch.equal(first_grad, first)  # d(sum)/dx: the forward's own mask and scale
+    _assert_keep_fraction(_mask(first if name == "dropout" else first[:, :, 0, 0]), 0.5)
 
 
 @pytest.mark.parametrize("offset", [2**31 - 1, 2**32 - 1, 2**40 + 7])

@@ -3,6 +3,8 @@
 The draw is an op, tritonlayers::philox_seed_offset_, that writes (seed, offset) into a fresh CPU int64 tensor
 the random kernels' ops take: a compiled graph then draws on every call, in program order, like eager, and
 no two draws merge (each writes its own tensor, where a pure op with equal arguments could be deduplicated).
+Under CUDA graph capture the draw is a device tensor instead, [seed, 0] from torch's own random kernel, which
+torch's graphs advance on every replay; the kernels then read the seed on the device.
 """
 import torch
 
@@ -17,10 +19,10 @@ def philox_seed_offset(device, count):
     CPU generator is MT19937, which has no Philox offset, so both numbers are drawn from it.
     """
     if device.type == "cuda":
-        if torch.cuda.is_current_stream_capturing():
-            raise NotImplementedError("tritonlayers dropout under CUDA graph capture is not supported: the seed "
-                                      "and offset would be frozen into the graph and every replay would repeat "
-                                      "one mask")
+        if torch.cuda.is_current_stream_capturing():  # a traced graph's CPU draw (eager ones take the device's)
+            raise NotImplementedError("tritonlayers dropout: a compiled graph's draw under CUDA graph capture is "
+                                      "not supported: the seed and offset would be frozen into the graph and every "
+                                      "replay would repeat one mask")
         index = device.index if device.index is not None else torch.cuda.current_device()
         generator = torch.cuda.default_generators[index]
         seed, offset = generator.initial_seed(), generator.get_offset()  # the current seed, as get_state's
@@ -43,7 +45,11 @@ def _(seed_offset, device, count):
 def draw_seed_offset(device, count):
     """A CPU int64 tensor [seed, offset] for a call that uses `count` Philox counters on `device` (a CPU
     tensor: kernels on any device read it on the host without a sync). Eager calls draw directly; what
-    traces sees the op."""
+    traces sees the op. Under CUDA graph capture (eager): a device tensor (see the module's notes)."""
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing() and runs_eagerly(()):
+        seed_offset = torch.randint(0, 2**62, (2,), dtype=torch.int64, device=device)
+        seed_offset[1:].zero_()  # no host-to-device copy: capture forbids them
+        return seed_offset
     if runs_eagerly(()):
         return torch.tensor(philox_seed_offset(device, count), dtype=torch.int64)
     seed_offset = torch.empty(2, dtype=torch.int64, device="cpu")
@@ -52,6 +58,9 @@ def draw_seed_offset(device, count):
 
 
 def seed_offset_values(seed_offset):
-    """(seed, offset) as the Python ints the kernels take."""
+    """(seed, offset) as the kernels take them: Python ints from a CPU draw; from a device one (CUDA graph
+    capture), the tensor itself as the seed (a pointer the kernels read) and offset 0."""
+    if seed_offset.device.type != "cpu":
+        return seed_offset, 0
     seed, offset = seed_offset.tolist()
     return seed, offset

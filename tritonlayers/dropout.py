@@ -67,7 +67,8 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
         pointers += (partial if partial is not None else tensors[0],)
     run_kernel(kernel, launch.grid, *tensors, *pointers, *launch.scalars, seed, offset & OFFSET_LOW_MASK,
                offset >> 31, p, 0.0 if p >= 1 else 1.0 / (1.0 - p), spec.param_a, spec.param_b,
-               HAS_BIAS=bias is not None, ACTIVATION=spec.kernel_id, **launch.constexprs, **constexprs)
+               HAS_BIAS=bias is not None, ACTIVATION=spec.kernel_id, SEED_ON_DEVICE=isinstance(seed, torch.Tensor),
+               **launch.constexprs, **constexprs)
     return tensors[-1], partial
 
 
