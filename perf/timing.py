@@ -28,7 +28,7 @@ def bench(setup, device, nbytes, graphs=False):
     if graphs or nbytes < CUDA_GRAPH_BELOW_BYTES:
         try:
             return _bench_cuda_graph(setup), "cuda-graph"
-        except NotImplementedError:  # an op that refuses capture (tritonlayers' dropout): plain launches
+        except NotImplementedError:  # an op that refuses capture: plain launches
             torch.cuda.synchronize()
     import triton.testing
     return triton.testing.do_bench(setup(), warmup=25, rep=100, return_mode="median"), "do_bench"
