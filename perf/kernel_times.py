@@ -103,16 +103,45 @@ def markdown(rows, identity):
     return "\n".join(lines) + "\n"
 
 
-def gemm_configs():
+def gemm_configs(timings=None):
     """Markdown lines: each GEMM the autotuner tuned in this process (its key: M, N, K, levels, epilogue
-    flags, precision, dtypes; after any operand swap or split-K) and the config it chose."""
+    flags, precision, dtypes; after any operand swap or split-K), the config it chose and, from `timings`
+    (record_tuning's), every candidate's time in us, fastest first."""
     from tritonlayers.kernels.gemm import gemm_autotuned
     if not getattr(gemm_autotuned, "cache", None):
         return []
-    lines = ["", "## GEMM configs chosen by the autotuner", "", "| key | config |", "|---|---|"]
+    lines = ["", "## GEMM configs chosen by the autotuner", "", "| key | config | candidates (us) |", "|---|---|---|"]
     for key, config in gemm_autotuned.cache.items():
-        lines.append(f"| {', '.join(map(str, key))} | {config} |")
+        candidates = sorted((timings or {}).get(key, {}).items(), key=lambda item: _first(item[1]))
+        listed = ", ".join(f"{_tile(candidate)} {_first(time) * 1e3:.1f}" for candidate, time in candidates)
+        lines.append(f"| {', '.join(map(str, key))} | {config} | {listed} |")
     return lines
+
+
+def record_tuning(autotuner):
+    """{key: {config: time in ms}} for each key `autotuner` tunes from now on (Triton keeps the last key's
+    timings only)."""
+    timings, tune = {}, autotuner.run
+
+    def run(*args, **kwargs):
+        known = set(autotuner.cache)
+        result = tune(*args, **kwargs)
+        for key in set(autotuner.cache) - known:
+            timings[key] = dict(getattr(autotuner, "configs_timings", None) or {})
+        return result
+    autotuner.run = run
+    return timings
+
+
+def _first(time):
+    return time[0] if isinstance(time, (list, tuple)) else time
+
+
+def _tile(config):
+    kwargs = config.kwargs
+    persistent = "p" if kwargs.get("PERSISTENT") else ""
+    return (f"{kwargs.get('BLOCK_M')}x{kwargs.get('BLOCK_N')}x{kwargs.get('BLOCK_K')}{persistent}"
+            f"/w{config.num_warps}s{config.num_stages}")
 
 
 def main(argv=None):
@@ -131,6 +160,8 @@ def main(argv=None):
     cases = select(all_cases("dry" if args.dry_run else "quick" if args.quick else "full"),
                    [op for op in args.ops.split(",") if op])
     identity = run_identity(device)
+    from tritonlayers.kernels.gemm import gemm_autotuned
+    tuning = record_tuning(gemm_autotuned)
     rows = []
     try:
         for case in cases:
@@ -148,7 +179,7 @@ def main(argv=None):
     out_dir = Path(args.out) if args.out else REPO / "perf" / "out" / "kernel_times"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "kernel_times.json").write_text(json.dumps([{**identity, **row} for row in rows], indent=1) + "\n")
-    print(markdown(rows, identity) + "\n".join(gemm_configs()))
+    print(markdown(rows, identity) + "\n".join(gemm_configs(tuning)))
     failed = not rows or any("error" in row for row in rows)
     return 1 if failed and args.dry_run else 0
 

@@ -86,6 +86,26 @@ def test_kernel_times_lists_the_tuned_gemm_configs(monkeypatch):
     monkeypatch.setattr(gemm.gemm_autotuned, "cache", {(1568, 2048, 512, "torch.bfloat16"): config})
     lines = gemm_configs()
     assert lines[-1].startswith("| 1568, 2048, 512, torch.bfloat16 | ") and "BLOCK_M: 128" in lines[-1]
+    small = triton.Config({"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=4)
+    lines = gemm_configs({(1568, 2048, 512, "torch.bfloat16"): {config: [0.054, 0.05, 0.06], small: [0.012]}})
+    assert lines[-1].endswith("| 32x64x32/w4s4 12.0, 128x64xNone/w8s3 54.0 |")
+
+
+def test_kernel_times_records_every_tuned_keys_candidates():
+    from perf.kernel_times import record_tuning
+
+    class Tuner:  # Triton's Autotuner keeps the last key's timings only
+        cache, configs_timings = {}, None
+
+        def run(self, key):
+            if key not in self.cache:
+                self.cache[key], self.configs_timings = "best", {"a": key, "b": key * 2}
+
+    tuner = Tuner()
+    timings = record_tuning(tuner)
+    for key in (1, 2, 1):
+        tuner.run(key)
+    assert timings == {1: {"a": 1, "b": 2}, 2: {"a": 2, "b": 4}}
 
 
 def test_host_profile_dry_run_prints_the_launch_floor_and_a_profile():
