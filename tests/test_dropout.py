@@ -330,6 +330,21 @@ def test_seed_read_on_the_device_decides_like_the_same_seed_passed_in(name):
     assert torch.equal(dropout_backward(grad, 0.5, plan, seed_tensor, 0)[0], dropout_backward(grad, 0.5, plan, seed, 0)[0])
 
 
+def test_capture_preparation_launches_nothing():
+    """Before a CUDA graph capture can use it, each launch's device-seed twin is compiled and loaded by a
+    launch over an empty grid (on a GPU, at the launch's first eager call): it must write nothing."""
+    from tritonlayers import dropout as dropout_host
+    x = make_input((5, 7), torch.float32)
+    out = torch.full_like(x, 3.0)
+    plan = dropout_host.DropoutPlan((5, 7), 1)
+    launch = dropout_host._Launch(dropout_host.dropout_forward_kernel, plan, (x, x, out), False)
+    head = (x, x, out, x, *launch.scalars)
+    dropout_host._prepare_capture(dropout_host.dropout_forward_kernel, head, (0, 0, 0.5, 2.0, 0.0, 0.0),
+                                  dict(HAS_BIAS=False, ACTIVATION=0, DROPOUT=True, HAS_RESIDUAL=False,
+                                       **launch.constexprs))
+    assert torch.equal(out, torch.full_like(x, 3.0))
+
+
 @gpu_only("CUDA graph capture")
 @pytest.mark.parametrize("name", ["dropout", "dropout2d"])
 def test_cuda_graph_replays_draw_new_masks_that_manual_seed_reproduces(name):

@@ -65,14 +65,33 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
     pointers = (bias if bias is not None else tensors[0],)
     if kernel is dropout_backward_kernel:
         pointers += (partial if partial is not None else tensors[0],)
-    run_kernel(kernel, launch.grid, *tensors, *pointers, *launch.scalars, seed, offset & OFFSET_LOW_MASK,
-               offset >> 31, p, 0.0 if p >= 1 else 1.0 / (1.0 - p), spec.param_a, spec.param_b,
-               HAS_BIAS=bias is not None, ACTIVATION=spec.kernel_id, SEED_ON_DEVICE=isinstance(seed, torch.Tensor),
-               **launch.constexprs, **constexprs)
+    head = (*tensors, *pointers, *launch.scalars)
+    tail = (offset & OFFSET_LOW_MASK, offset >> 31, p, 0.0 if p >= 1 else 1.0 / (1.0 - p), spec.param_a, spec.param_b)
+    flags = dict(HAS_BIAS=bias is not None, ACTIVATION=spec.kernel_id, **launch.constexprs, **constexprs)
+    seed_on_device = isinstance(seed, torch.Tensor)
+    if not seed_on_device and tensors[0].is_cuda and _CAPTURE_READY.get((key, *flags.items())) is None:
+        _prepare_capture(kernel, head, tail, flags)
+        _CAPTURE_READY.put((key, *flags.items()), True)
+    run_kernel(kernel, launch.grid, *head, seed, *tail, SEED_ON_DEVICE=seed_on_device, **flags)
     return tensors[-1], partial
 
 
 _LAUNCHES = BoundedCache()  # every training step repeats its dropout calls' shapes
+_CAPTURE_READY = BoundedCache()  # the launches whose device-seed twin is loaded
+
+
+def _prepare_capture(kernel, head, tail, flags):
+    """Compile and load the device-seed twin of a launch (what a CUDA graph capture of the call runs) by
+    launching it over an empty grid: a capture cannot load a module, and the warm-up steps before one run the
+    host-seed kernels only."""
+    device = head[0].device
+    seed = _DEVICE_SEEDS.get(device)
+    if seed is None:
+        seed = _DEVICE_SEEDS.put(device, torch.zeros(2, dtype=torch.int64, device=device))
+    run_kernel(kernel, (0, 1), *head, seed, *tail, SEED_ON_DEVICE=True, **flags)
+
+
+_DEVICE_SEEDS = BoundedCache()
 
 
 class _Launch:
