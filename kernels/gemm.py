@@ -242,6 +242,14 @@ PARTIAL_SOFTMAX_CONFIGS = [c for c in CONFIGS if c.kwargs["BLOCK_N"] == STATS_CO
     triton.Config({"BLOCK_M": 32, "BLOCK_N": STATS_COLUMNS, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=4, num_warps=4),
     triton.Config({"BLOCK_M": 16, "BLOCK_N": STATS_COLUMNS, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=4, num_warps=4),
     triton.Config({"BLOCK_M": 16, "BLOCK_N": STATS_COLUMNS, "BLOCK_K": 32, "GROUP_M": 8}, num_stages=4, num_warps=4)]
+# Tall GEMMs with at most 64 columns (1x1 convolutions that reduce channels: ResNet's 256 -> 64) are bound
+# by reading A: taller tiles re-read B from L2 less and keep more bytes in flight (32x64 tiles reached 59%
+# of copy bandwidth on an H200). Tried only for such shapes, so other shapes' tuning time does not grow.
+SKINNY_CONFIGS = [
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=4, num_warps=4),
+    triton.Config({"BLOCK_M": 256, "BLOCK_N": 64, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=3, num_warps=8),
+]
+SKINNY_MIN_ROWS = 16384
 # The interpreter runs one modest tile (its numpy matmul does not care, and autotuning would time Python).
 INTERPRETER_CONFIG = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}
 
@@ -256,10 +264,12 @@ def prune_configs(configs, named_args, **kwargs):
     (fp64, which serves gradcheck, over the smallest). Tiles much larger than the problem only compute
     padding, and a persistent grid only pays with more tiles than SMs: both are dropped, so first-call
     tuning compiles and times fewer configs. The last config (the smallest) always stays. The partial
-    softmax tunes over its own configs."""
+    softmax tunes over its own configs; tall 16-bit GEMMs of at most 64 columns also over SKINNY_CONFIGS."""
+    dtype = named_args["a_ptr"].dtype
     if kwargs.get("SOFTMAX") == PARTIAL_SOFTMAX.value:
         configs = PARTIAL_SOFTMAX_CONFIGS
-    dtype = named_args["a_ptr"].dtype
+    elif named_args["N"] <= 64 and named_args["M"] >= SKINNY_MIN_ROWS and dtype in (torch.float16, torch.bfloat16):
+        configs = SKINNY_CONFIGS + configs
     if dtype not in (torch.float16, torch.bfloat16) and kwargs.get("INPUT_PRECISION") != "tf32":
         largest = 32 * 64 if dtype == torch.float64 else 64 * 128
         configs = [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= largest and

@@ -101,6 +101,18 @@ def test_partial_softmax_tunes_over_its_thin_tiles(dtype, monkeypatch):
         assert tiles == {(16, 32)}
 
 
+@pytest.mark.parametrize("rows,columns,dtype,skinny", [
+    (100352, 64, torch.bfloat16, True),  # ResNet-50's stage-1 reduce: 32x56x56 pixels, 64 channels
+    (100352, 65, torch.bfloat16, False), (1000, 64, torch.bfloat16, False), (100352, 64, torch.float32, False)])
+def test_tall_skinny_gemms_also_tune_over_tall_tiles(rows, columns, dtype, skinny, monkeypatch):
+    from tritonlayers.kernels import gemm as gemm_kernels
+    monkeypatch.setattr(gemm_kernels, "PRUNE_BY_SHAPE", True)
+    kept = gemm_kernels.prune_configs(gemm_kernels.CONFIGS, {"a_ptr": torch.empty(1, dtype=dtype), "M": rows,
+                                                             "N": columns}, INPUT_PRECISION="ieee")
+    assert all(config in kept for config in gemm_kernels.SKINNY_CONFIGS) == skinny
+    assert any(config in kept for config in gemm_kernels.SKINNY_CONFIGS) == skinny
+
+
 @pytest.mark.parametrize("activation", [None, "relu", "gelu", "sigmoid", "softmax", "log_softmax",
                                         torch.nn.LeakyReLU(0.2)], ids=str)
 @pytest.mark.parametrize("out_features", [45, 1030], ids=["fused-epilogue", "tiles-then-normalize"])
