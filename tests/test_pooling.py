@@ -112,6 +112,59 @@ def test_dtypes_and_network_geometries(case, layout, dtype):
     _compare(lambda t: calls[case](TF, t), lambda t: calls[case](F, t), x, dtype)
 
 
+WINDOW_CALLS = {
+    "max": lambda m, t: m.max_pool2d(t, 3, 2, 1, return_indices=True),
+    "avg": lambda m, t: m.avg_pool2d(t, (3, 2), (1, 2), 1, ceil_mode=True, count_include_pad=False),
+    "adaptive_avg": lambda m, t: m.adaptive_avg_pool2d(t, (4, 7)),  # overlapping windows
+}
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("case", list(WINDOW_CALLS))
+@pytest.mark.parametrize("shape,stacked", [((2, 5, 9, 11), False), ((3, 5, 1, 1), True)], ids=["planes", "stacked"])
+def test_window_tiles_split_planes(case, layout, shape, stacked, monkeypatch):
+    """The window kernels take the planes of the two innermost dims, (h, w) or (w, c), in [BLOCK_ROWS,
+    BLOCK_COLS] tiles: the real tiles cover the small planes of the other tests, stacked, these forced 4x4 ones
+    split 9 rows / 5 channels / 11 columns (outputs: 4 to 6 columns, 5 rows) into several blocks each, the last
+    ones partial, or stack planes of one row, four to a tile. Several samples: planes past the first
+    sample's."""
+    import tritonlayers.kernels.pooling
+    from tritonlayers.pooling import _window_grid
+    monkeypatch.setattr(tritonlayers.kernels.pooling, "WINDOW_COLS", 4)
+    monkeypatch.setattr(tritonlayers.kernels.pooling, "WINDOW_TILE", 16)
+    assert tritonlayers.kernels.pooling.window_tile(9, 11) == (4, 4)
+    assert _window_grid(*shape, layout == "channels_last", False)[1]["STACK_PLANES"] == stacked
+    x = make_input(shape, torch.float32, layout)
+    _compare(lambda t: WINDOW_CALLS[case](TF, t), lambda t: WINDOW_CALLS[case](F, t), x, torch.float32)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("kind", ["avg", "max"])
+def test_global_pool_over_several_steps_and_channel_blocks(kind, layout, monkeypatch):
+    """The global path's programs take BLOCK_C channels and walk positions BLOCK_S at a time: the real tiles
+    cover the small maps of the other tests in one step, these forced ones take 13x11 = 143 positions in 18
+    steps (the last partial) and 5 channels in 3 blocks (the last partial). Integer values tie across steps
+    (argmax: the first), channel 1 of sample 0 has NaNs in two steps (the last wins), channel 2 of sample 1
+    is all -inf (position 0)."""
+    import tritonlayers.pooling
+    monkeypatch.setattr(tritonlayers.pooling, "global_pool_forward_config", lambda *args: (2, 8, 1))
+    monkeypatch.setattr(tritonlayers.pooling, "global_pool_config", lambda *args: (2, 8, 1))
+    blocks = []
+    launch = tritonlayers.pooling.run_kernel
+    monkeypatch.setattr(tritonlayers.pooling, "run_kernel", lambda kernel, grid, *args, **kwargs: (
+        blocks.append((kernel.__name__, kwargs["BLOCK_C"], kwargs["BLOCK_S"])),
+        launch(kernel, grid, *args, **kwargs))[1])
+    x = make_input((2, 5, 13, 11), torch.float32, layout).round()
+    if kind == "max":
+        x[0, 1, 5, 3] = x[0, 1, 12, 0] = float("nan")  # positions 58 and 132
+        x[1, 2] = float("-inf")
+        _compare(lambda t: TF.adaptive_max_pool2d(t, 1, True), lambda t: F.adaptive_max_pool2d(t, 1, True), x,
+                 torch.float32)
+    else:
+        _compare(lambda t: TF.adaptive_avg_pool2d(t, 1), lambda t: F.adaptive_avg_pool2d(t, 1), x, torch.float32)
+    assert blocks == [("global_pool_forward_kernel", 2, 8), ("global_pool_backward_kernel", 2, 8)], blocks
+
+
 @pytest.mark.parametrize("call", [lambda m, t: m.max_pool2d(t, 2, 1, return_indices=True),
                                   lambda m, t: m.adaptive_max_pool2d(t, 1, True),
                                   lambda m, t: m.max_pool2d(t, (2, 3), return_indices=True)],

@@ -11,12 +11,12 @@ from typing import List, Optional, Tuple
 import torch
 
 from ._fast_launch import run_kernel
-from ._launch import check_floating, check_tensor, launch_device
+from ._launch import check_floating, check_tensor, launch_device, sm_count
 from ._layout import needs_wide_index
 from ._library import custom_op, or_placeholders, records_grad
 from .kernels.host_math import cdiv
-from .kernels.pooling import (MODE_IDS, WINDOW_BLOCK, global_pool_backward_kernel, global_pool_config,
-                              global_pool_forward_kernel, pool2d_backward_kernel, pool2d_forward_kernel)
+from .kernels.pooling import (MODE_IDS, global_pool_backward_kernel, global_pool_config, global_pool_forward_config,
+                              global_pool_forward_kernel, pool2d_backward_kernel, pool2d_forward_kernel, window_tile)
 
 
 def _pair(value, name, op_name):
@@ -136,7 +136,7 @@ class PoolPlan:
 
 
 def _window_args(plan):
-    return (*plan.stride, *plan.padding, *plan.dilation, plan.divisor_override)
+    return (*plan.padding, plan.divisor_override)
 
 
 # Adaptive windows scale output rows by input sizes (and back): products at or past this take int64.
@@ -146,8 +146,23 @@ WIDE_WINDOW_THRESHOLD = 2**31
 def _constexprs(plan):
     wide_window = plan.mode.startswith("adaptive") and any(
         (out + 1) * size >= WIDE_WINDOW_THRESHOLD for size, out in zip(plan.input_size, plan.out_size))
-    return dict(MODE=MODE_IDS[plan.mode], KERNEL_H=plan.kernel[0], KERNEL_W=plan.kernel[1],
+    return dict(MODE=MODE_IDS[plan.mode], KERNEL_H=plan.kernel[0], KERNEL_W=plan.kernel[1], STRIDE_H=plan.stride[0],
+                STRIDE_W=plan.stride[1], DILATION_H=plan.dilation[0], DILATION_W=plan.dilation[1],
                 COUNT_INCLUDE_PAD=plan.count_include_pad, WIDE_WINDOW=wide_window)
+
+
+def _window_grid(batch, channels, height, width, channels_last, wide_index):
+    """(grid, tile constexprs) of a window kernel over (batch, channels, height, width) elements: a program a
+    tile of one plane of the two innermost dims in memory, or of stacked planes when a plane has fewer rows
+    than a tile (see _tile_coordinates)."""
+    planes, rows, cols = (batch * height, width, channels) if channels_last else (batch * channels, height, width)
+    block_rows, block_cols = window_tile(planes * rows, cols, wide_index)
+    if rows < block_rows <= 2 * rows:  # a plane fills half a tile or more: tiles of one plane, fewer divisions
+        block_rows = 1 << (rows.bit_length() - 1)
+    stack = block_rows > rows
+    row_blocks = cdiv(planes * rows, block_rows) if stack else planes * cdiv(rows, block_rows)
+    return (row_blocks * cdiv(cols, block_cols),), dict(BLOCK_ROWS=block_rows, BLOCK_COLS=block_cols,
+                                                        STACK_PLANES=stack)
 
 
 def _global_view(tensor):
@@ -182,7 +197,8 @@ def pool_forward(input, plan, save_position, return_indices):
     with launch_device(plan.mode + "_pool2d", input):
         view = _global_view(input) if plan.is_global else None
         if view is not None:
-            block_c, block_s, num_warps = global_pool_config(channels, height * width, view[1] == 1)
+            block_c, block_s, num_warps = global_pool_forward_config(batch, channels, height * width, view[1] == 1,
+                                                                     2 * sm_count(input.device))
             grid = (batch * cdiv(channels, block_c),)
             run_kernel(
                 global_pool_forward_kernel, grid,
@@ -191,14 +207,14 @@ def pool_forward(input, plan, save_position, return_indices):
                 SAVE_POSITION=position is not None, RETURN_INDICES=indices is not None, BLOCK_C=block_c,
                 BLOCK_S=block_s, num_warps=num_warps)
         else:
-            numel = output.numel()
+            wide = needs_wide_index(input, output)
+            grid, tile = _window_grid(batch, channels, *plan.out_size, _channels_last(input), wide)
             run_kernel(
-                pool2d_forward_kernel, (cdiv(numel, WINDOW_BLOCK),),
+                pool2d_forward_kernel, grid,
                 input, output, position if position is not None else output, indices if indices is not None else output,
-                numel, channels, height, width, *plan.out_size, *input.stride(), *output.stride(), *_window_args(plan),
+                batch, channels, height, width, *plan.out_size, *input.stride(), *output.stride(), *_window_args(plan),
                 SAVE_POSITION=position is not None, RETURN_INDICES=indices is not None,
-                CHANNELS_LAST=_channels_last(input), WIDE_INDEX=needs_wide_index(input, output),
-                BLOCK=WINDOW_BLOCK, num_warps=4, **_constexprs(plan))
+                CHANNELS_LAST=_channels_last(input), WIDE_INDEX=wide, num_warps=4, **tile, **_constexprs(plan))
     return output, position, indices
 
 
@@ -224,14 +240,15 @@ def pool_backward(grad_output, position, plan, input_shape, input_format):
                 grad_output.stride(0), grad_output.stride(1), *view, IS_MAX=is_max, BLOCK_C=block_c, BLOCK_S=block_s,
                 num_warps=num_warps)
         else:
-            numel = grad_input.numel()
             reach_h, reach_w = plan.reach()
+            channels_last = input_format == torch.channels_last
+            wide = needs_wide_index(grad_output, grad_input)
+            grid, tile = _window_grid(batch, channels, height, width, channels_last, wide)
             run_kernel(
-                pool2d_backward_kernel, (cdiv(numel, WINDOW_BLOCK),),
-                grad_output, position if position is not None else grad_output, grad_input, numel, channels, height,
+                pool2d_backward_kernel, grid,
+                grad_output, position if position is not None else grad_output, grad_input, batch, channels, height,
                 width, *plan.out_size, *grad_output.stride(), *grad_input.stride(), *_window_args(plan),
-                REACH_H=reach_h, REACH_W=reach_w, CHANNELS_LAST=input_format == torch.channels_last,
-                WIDE_INDEX=needs_wide_index(grad_output, grad_input), BLOCK=WINDOW_BLOCK, num_warps=4,
+                REACH_H=reach_h, REACH_W=reach_w, CHANNELS_LAST=channels_last, WIDE_INDEX=wide, num_warps=4, **tile,
                 **_constexprs(plan))
     return grad_input
 
