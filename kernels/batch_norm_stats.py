@@ -10,7 +10,7 @@ import triton.language as tl
 
 from .precision import compute_full, to_compute_dtype
 from .tiles import program_tiles, tile_coordinates, tile_offsets
-from .host_math import cdiv
+from .host_math import cdiv, next_power_of_2
 
 
 @triton.jit
@@ -150,6 +150,6 @@ MERGE_TILE = 4096  # parts x channels one merge program holds per step
 def merge_launch(num_parts, num_channels):
     """(grid, constexprs) of batch_norm_merge_kernel: narrow channel blocks when there are many parts, so
     more programs share them and each takes few steps."""
-    block = min(triton.next_power_of_2(num_channels), 128 if num_parts <= 8 else 32)
-    block_p = min(triton.next_power_of_2(num_parts), MERGE_TILE // block)
+    block = min(next_power_of_2(num_channels), 128 if num_parts <= 8 else 32)
+    block_p = min(next_power_of_2(num_parts), MERGE_TILE // block)
     return (cdiv(num_channels, block),), dict(BLOCK=block, BLOCK_P=block_p)

@@ -113,12 +113,12 @@ MAP_TILE = 8192
 MAP_TILE_ROWS = 64  # rows (channels) first taken, 128 bytes of bf16: the columns get the rest
 
 
-def map_tile_config(num_rows, num_columns, tile=MAP_TILE):
+def map_tile_config(num_rows, num_columns):
     """(BLOCK_R, BLOCK_C, num_warps) of the map modes: up to MAP_TILE_ROWS rows, the columns (one map's pixels)
     filling the tile, then more rows where the map is small."""
     block_r = min(next_power_of_2(num_rows), MAP_TILE_ROWS)
-    block_c = min(next_power_of_2(num_columns), tile // block_r)
-    block_r = min(next_power_of_2(num_rows), tile // block_c)
+    block_c = min(next_power_of_2(num_columns), MAP_TILE // block_r)
+    block_r = min(next_power_of_2(num_rows), MAP_TILE // block_c)
     return block_r, block_c, max(1, min(8, block_r * block_c // 256))
 
 

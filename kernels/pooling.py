@@ -1,10 +1,10 @@
 """2-d pooling: max, average and adaptive windows, forward and a deterministic gather backward, and a
 global (1x1 output) reduction path.
 
-Window kernels walk output elements (backward: input elements) in tiles of one plane of the tensor's two
-innermost dims in memory, (h, w), or (w, c) for channels_last, so neighbouring lanes touch neighbouring
-addresses and only program ids are divided; stride and dilation are constexprs like the kernel size, so the
-window arithmetic has no run-time divisions either. Each element visits its window with unrolled loops over
+Window kernels walk output elements (backward: input elements) in tiles of the planes of the tensor's two
+innermost dims in memory, (h, w), or (w, c) for channels_last (small planes stacked several to a tile), so
+neighbouring lanes touch neighbouring addresses and only program ids or tile rows are divided; stride and
+dilation are constexprs like the kernel size, so the window arithmetic has no run-time divisions either. Each element visits its window with unrolled loops over
 the kernel (or, for adaptive pooling, over the largest window). Max pooling keeps torch's choice: the first
 maximum in scan order, the last NaN (NaN propagates); backward sends each output's gradient to that element
 by having every input element gather from the windows that contain it: no atomics. Instead of int64 indices the
@@ -13,8 +13,8 @@ forward saves each output's position inside its window in the smallest integer t
 import triton
 import triton.language as tl
 
-from .precision import compute_full, to_compute_dtype
-from .host_math import next_power_of_2
+from .precision import compute_full, compute_full_2d, to_compute_dtype
+from .host_math import cdiv, next_power_of_2
 
 MAX_POOL = tl.constexpr(0)
 AVG_POOL = tl.constexpr(1)
@@ -59,12 +59,6 @@ def _tile_coordinates(batch, channels, height, width, CHANNELS_LAST: tl.constexp
         return n, cols, plane - n * plane_count, rows, mask
     else:
         return n, plane - n * plane_count, rows, cols, mask
-
-
-@triton.jit
-def _tile_full(value: tl.constexpr, like_ptr, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
-    """A [BLOCK_ROWS, BLOCK_COLS] tile of value in the compute dtype of like_ptr's element type."""
-    return to_compute_dtype(tl.full([BLOCK_ROWS, BLOCK_COLS], value, tl.float32).to(like_ptr.dtype.element_ty))
 
 
 @triton.jit
@@ -131,8 +125,8 @@ def pool2d_forward_kernel(
     w_end = _window_end(ow, width, out_width, w_start, KERNEL_W, pad_w, MODE, WIDE_WINDOW)
     base = input_ptr + n * input_stride_n + c * input_stride_c
     is_max = MODE == MAX_POOL or MODE == ADAPTIVE_MAX
-    best = _tile_full(float("-inf"), input_ptr, BLOCK_ROWS, BLOCK_COLS)
-    total = _tile_full(0.0, input_ptr, BLOCK_ROWS, BLOCK_COLS)
+    best = compute_full_2d(float("-inf"), input_ptr, BLOCK_ROWS, BLOCK_COLS)
+    total = compute_full_2d(0.0, input_ptr, BLOCK_ROWS, BLOCK_COLS)
     best_index = tl.full([BLOCK_ROWS, BLOCK_COLS], -1, tl.int64)
     first_index = tl.full([BLOCK_ROWS, BLOCK_COLS], -1, tl.int64)
     for i in tl.static_range(KERNEL_H):
@@ -200,7 +194,7 @@ def pool2d_backward_kernel(
         first_oh = (ih + pad_h) // STRIDE_H
         first_ow = (iw + pad_w) // STRIDE_W
     grad_base = grad_output_ptr + n * grad_output_stride_n + c * grad_output_stride_c
-    accumulated = _tile_full(0.0, grad_output_ptr, BLOCK_ROWS, BLOCK_COLS)
+    accumulated = compute_full_2d(0.0, grad_output_ptr, BLOCK_ROWS, BLOCK_COLS)
     for a in tl.static_range(REACH_H):
         for b in tl.static_range(REACH_W):
             if adaptive:
@@ -261,8 +255,7 @@ def global_pool_forward_kernel(
     c_mask = c < channels
     base = input_ptr + n * input_stride_n + c[:, None] * input_stride_c
     best = compute_full(float("-inf"), input_ptr, BLOCK_C)
-    total = compute_full(0.0, input_ptr, BLOCK_C)
-    partial = tl.zeros([BLOCK_C, BLOCK_S], total.dtype)
+    partial = compute_full_2d(0.0, input_ptr, BLOCK_C, BLOCK_S)
     best_index = tl.zeros([BLOCK_C], tl.int64)
     seen_nan = best != best
     for s_start in range(0, spatial, BLOCK_S):
@@ -331,6 +324,8 @@ def window_tile(rows, cols, wide_index=False):
     block_cols = min(next_power_of_2(cols), WINDOW_COLS)
     tile = WINDOW_TILE // 2 if wide_index else WINDOW_TILE
     return max(1, min(next_power_of_2(rows), tile // block_cols)), block_cols
+
+
 GLOBAL_TILE = 4096
 GLOBAL_FORWARD_TILE = 8192  # elements a forward program reads per step: a 128-channel by 64-position tile
 GLOBAL_CHANNELS_MIN = 32  # narrowest channel block (16-byte loads need 8 bf16 / 4 fp32 channels a lane)
@@ -344,7 +339,7 @@ def global_pool_forward_config(batch, channels, spatial, channels_contiguous, pr
     if not channels_contiguous:
         return global_pool_config(channels, spatial, channels_contiguous)
     block_c = min(next_power_of_2(channels), 128)
-    while block_c > GLOBAL_CHANNELS_MIN and batch * -(-channels // block_c) < programs_wanted:
+    while block_c > GLOBAL_CHANNELS_MIN and batch * cdiv(channels, block_c) < programs_wanted:
         block_c //= 2
     block_s = max(1, min(next_power_of_2(spatial), GLOBAL_FORWARD_TILE // block_c))
     return block_c, block_s, max(1, min(8, block_c * block_s // 1024))

@@ -20,6 +20,12 @@ def compute_full(value: tl.constexpr, like_ptr, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def compute_full_2d(value: tl.constexpr, like_ptr, ROWS: tl.constexpr, COLUMNS: tl.constexpr):
+    """[ROWS, COLUMNS] filled likewise."""
+    return to_compute_dtype(tl.full([ROWS, COLUMNS], value, tl.float32).to(like_ptr.dtype.element_ty))
+
+
+@triton.jit
 def typed(value: tl.constexpr, like):
     """`value` in `like`'s dtype without passing through fp32 (plain float literals are fp32 in Triton)."""
     return tl.full([], value, like.dtype)

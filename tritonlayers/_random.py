@@ -3,8 +3,8 @@
 The draw is an op, tritonlayers::philox_seed_offset_, that writes (seed, offset) into a fresh CPU int64 tensor
 the random kernels' ops take: a compiled graph then draws on every call, in program order, like eager, and
 no two draws merge (each writes its own tensor, where a pure op with equal arguments could be deduplicated).
-Under CUDA graph capture the draw is a device tensor instead, [seed, 0] from torch's own random kernel, which
-torch's graphs advance on every replay; the kernels then read the seed on the device.
+Under CUDA graph capture the draw is a device tensor instead, [seed] from torch's own random kernel, which
+torch's graphs advance on every replay; the kernels then read the seed on the device (offset 0).
 """
 import torch
 
@@ -47,9 +47,7 @@ def draw_seed_offset(device, count):
     tensor: kernels on any device read it on the host without a sync). Eager calls draw directly; what
     traces sees the op. Under CUDA graph capture (eager): a device tensor (see the module's notes)."""
     if device.type == "cuda" and torch.cuda.is_current_stream_capturing() and runs_eagerly(()):
-        seed_offset = torch.randint(0, 2**62, (2,), dtype=torch.int64, device=device)
-        seed_offset[1:].zero_()  # no host-to-device copy: capture forbids them
-        return seed_offset
+        return torch.randint(0, 2**62, (1,), dtype=torch.int64, device=device)
     if runs_eagerly(()):
         return torch.tensor(philox_seed_offset(device, count), dtype=torch.int64)
     seed_offset = torch.empty(2, dtype=torch.int64, device="cpu")

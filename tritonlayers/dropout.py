@@ -69,29 +69,22 @@ def _launch(kernel, plan, tensors, bias, seed, offset, p, spec, bias_grad=False,
     tail = (offset & OFFSET_LOW_MASK, offset >> 31, p, 0.0 if p >= 1 else 1.0 / (1.0 - p), spec.param_a, spec.param_b)
     flags = dict(HAS_BIAS=bias is not None, ACTIVATION=spec.kernel_id, **launch.constexprs, **constexprs)
     seed_on_device = isinstance(seed, torch.Tensor)
-    if not seed_on_device and tensors[0].is_cuda and _CAPTURE_READY.get((key, *flags.items())) is None:
+    if not seed_on_device and tensors[0].is_cuda and tuple(flags.items()) not in launch.capture_ready:
         _prepare_capture(kernel, head, tail, flags)
-        _CAPTURE_READY.put((key, *flags.items()), True)
+        launch.capture_ready.add(tuple(flags.items()))
     run_kernel(kernel, launch.grid, *head, seed, *tail, SEED_ON_DEVICE=seed_on_device, **flags)
     return tensors[-1], partial
 
 
 _LAUNCHES = BoundedCache()  # every training step repeats its dropout calls' shapes
-_CAPTURE_READY = BoundedCache()  # the launches whose device-seed twin is loaded
 
 
 def _prepare_capture(kernel, head, tail, flags):
     """Compile and load the device-seed twin of a launch (what a CUDA graph capture of the call runs) by
     launching it over an empty grid: a capture cannot load a module, and the warm-up steps before one run the
     host-seed kernels only."""
-    device = head[0].device
-    seed = _DEVICE_SEEDS.get(device)
-    if seed is None:
-        seed = _DEVICE_SEEDS.put(device, torch.zeros(2, dtype=torch.int64, device=device))
+    seed = torch.zeros(1, dtype=torch.int64, device=head[0].device)
     run_kernel(kernel, (0, 1), *head, seed, *tail, SEED_ON_DEVICE=True, **flags)
-
-
-_DEVICE_SEEDS = BoundedCache()
 
 
 class _Launch:
@@ -123,6 +116,7 @@ class _Launch:
         self.constexprs = dict(BLOCK_R=block_r, BLOCK_C=block_c, WIDE_INDEX=needs_wide_index(*tensors, key),
                                DRAWS=draw_mode(plan, strides[-1], num_columns, block_r, block_c),
                                num_warps=num_warps)
+        self.capture_ready = set()  # the flags whose device-seed twin is loaded (see _prepare_capture)
 
 
 def _maps_along_rows(plan, key_strides, num_columns):
