@@ -223,6 +223,16 @@ def store_sums(sums_ptr, channels, num_channels, sum_dz, sum_dz_xhat, count):
 
 
 @triton.jit
+def store_param_grads(grad_weight_ptr, grad_bias_ptr, channels, channel_mask, sum_dz, sum_dz_xhat,
+                      GRAD_WEIGHT: tl.constexpr, GRAD_BIAS: tl.constexpr):
+    """grad_weight = sum(dz * xhat), grad_bias = sum(dz), per channel."""
+    if GRAD_WEIGHT:
+        tl.store(grad_weight_ptr + channels, sum_dz_xhat.to(grad_weight_ptr.dtype.element_ty), mask=channel_mask)
+    if GRAD_BIAS:
+        tl.store(grad_bias_ptr + channels, sum_dz.to(grad_bias_ptr.dtype.element_ty), mask=channel_mask)
+
+
+@triton.jit
 def input_grad(dz, xhat, invstd, weight, sum_dz, sum_dz_xhat, count, TRAINING: tl.constexpr):
     """dx of a tile: batch statistics depend on x in training, not in evaluation."""
     if TRAINING:
@@ -235,7 +245,7 @@ def input_grad(dz, xhat, invstd, weight, sum_dz, sum_dz_xhat, count, TRAINING: t
 @triton.jit
 def batch_norm_backward_input_kernel(
     grad_output_ptr, input_ptr, saved_ptr, grad_input_ptr, grad_residual_ptr, mean_ptr, invstd_ptr, weight_ptr,
-    bias_ptr, sums_ptr, num_groups, num_channels, num_columns, tiles_per_program,
+    bias_ptr, sums_ptr, grad_weight_ptr, grad_bias_ptr, num_groups, num_channels, num_columns, tiles_per_program,
     grad_output_group_stride, grad_output_row_stride, grad_output_column_stride,
     input_group_stride, input_row_stride, input_column_stride,
     saved_group_stride, saved_row_stride, saved_column_stride,
@@ -244,9 +254,12 @@ def batch_norm_backward_input_kernel(
     eps, param_a, param_b,
     TRAINING: tl.constexpr, USE_RUNNING: tl.constexpr, HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr, SAVED_IS_OUTPUT: tl.constexpr, GRAD_RESIDUAL: tl.constexpr,
-    ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
+    GRAD_WEIGHT: tl.constexpr, GRAD_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr,
+    BLOCK_C: tl.constexpr, WIDE_INDEX: tl.constexpr,
 ):
-    """grad_input (and grad_residual = dz) with the per-channel sums of sums[3, channels] (training)."""
+    """grad_input (and grad_residual = dz) with the per-channel sums of sums[3, channels] (training); the
+    first program of each channel block also stores the weight and bias gradients (GRAD_WEIGHT, GRAD_BIAS)
+    from them, in the parameters' dtype (a torch cast each cost a launch)."""
     pid_rows = tl.program_id(0)
     channels = pid_rows * BLOCK_R + tl.arange(0, BLOCK_R)
     channel_mask = channels < num_channels
@@ -256,10 +269,13 @@ def batch_norm_backward_input_kernel(
     sum_dz = mean  # placeholders: evaluation needs no sums
     sum_dz_xhat = mean
     count = mean
-    if TRAINING:
+    if TRAINING or GRAD_WEIGHT or GRAD_BIAS:
         sum_dz = tl.load(sums_ptr + channels, mask=channel_mask, other=0).to(mean.dtype)
         sum_dz_xhat = tl.load(sums_ptr + num_channels + channels, mask=channel_mask, other=0).to(mean.dtype)
         count = tl.load(sums_ptr + 2 * num_channels + channels, mask=channel_mask, other=1).to(mean.dtype)
+        if tl.program_id(1) == 0:
+            store_param_grads(grad_weight_ptr, grad_bias_ptr, channels, channel_mask, sum_dz, sum_dz_xhat,
+                              GRAD_WEIGHT, GRAD_BIAS)
     first_tile, last_tile = program_tiles(num_groups, num_columns, tiles_per_program, BLOCK_C)
     for tile in range(first_tile, last_tile):
         group, rows, columns = tile_coordinates(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
@@ -283,7 +299,7 @@ def batch_norm_backward_input_kernel(
 @triton.jit
 def batch_norm_backward_resident_kernel(
     grad_output_ptr, input_ptr, saved_ptr, grad_input_ptr, grad_residual_ptr, mean_ptr, invstd_ptr, weight_ptr,
-    bias_ptr, sums_ptr, num_channels, num_columns, total,
+    bias_ptr, grad_weight_ptr, grad_bias_ptr, num_channels, num_columns, total,
     grad_output_group_stride, grad_output_row_stride, grad_output_column_stride,
     input_group_stride, input_row_stride, input_column_stride,
     saved_group_stride, saved_row_stride, saved_column_stride,
@@ -291,11 +307,11 @@ def batch_norm_backward_resident_kernel(
     grad_residual_group_stride, grad_residual_row_stride, grad_residual_column_stride,
     param_a, param_b,
     HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_RESIDUAL: tl.constexpr, SAVED_IS_OUTPUT: tl.constexpr,
-    GRAD_RESIDUAL: tl.constexpr, ACTIVATION: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_J: tl.constexpr,
-    COLUMNS: tl.constexpr = 0,
+    GRAD_RESIDUAL: tl.constexpr, GRAD_WEIGHT: tl.constexpr, GRAD_BIAS: tl.constexpr, ACTIVATION: tl.constexpr,
+    BLOCK_R: tl.constexpr, BLOCK_J: tl.constexpr, COLUMNS: tl.constexpr = 0,
 ):
-    """Training backward in one read of each tensor: a channel block's values held in registers; the
-    per-channel sums (for the weight and bias gradients) go to sums[3, channels]."""
+    """Training backward in one read of each tensor: a channel block's values held in registers; the weight
+    and bias gradients (GRAD_WEIGHT, GRAD_BIAS) stored from its sums in the parameters' dtype."""
     pid_rows = tl.program_id(0)
     rows, mask, go_offsets = _resident_tile(pid_rows, num_channels, num_columns, total, grad_output_group_stride,
                                             grad_output_row_stride, grad_output_column_stride, BLOCK_R, BLOCK_J, COLUMNS)
@@ -311,7 +327,7 @@ def batch_norm_backward_resident_kernel(
     sum_dz = tl.sum(dz, axis=1)
     sum_dz_xhat = tl.sum(dz * xhat, axis=1)
     count = tl.sum(mask.to(dz.dtype), axis=1)
-    store_sums(sums_ptr, rows, num_channels, sum_dz, sum_dz_xhat, count)
+    store_param_grads(grad_weight_ptr, grad_bias_ptr, rows, row_mask, sum_dz, sum_dz_xhat, GRAD_WEIGHT, GRAD_BIAS)
     if GRAD_RESIDUAL:
         _, _, gr_offsets = _resident_tile(pid_rows, num_channels, num_columns, total, grad_residual_group_stride,
                                           grad_residual_row_stride, grad_residual_column_stride, BLOCK_R, BLOCK_J, COLUMNS)

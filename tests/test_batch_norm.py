@@ -124,6 +124,36 @@ def test_split_path_on_a_large_map():
     _check((2, 3, 65, 70), "contiguous", torch.float32)
 
 
+@pytest.mark.parametrize("wanted", [("weight", "bias"), ("weight",), ("input", "bias")],
+                         ids=["params-only", "weight-only", "input-and-bias"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("path", ["resident", "split"])
+def test_some_gradients_only(wanted, training, path, request):
+    # the kernel reading the sums stores the parameter gradients, or, without an input gradient, they are
+    # copied from the sums; bf16 parameters take the cast in the store
+    if path == "split":
+        request.getfixturevalue("split_only")
+    shape = (5, 3, 7, 11)
+    x = make_input(shape, torch.float32, "channels_last", requires_grad="input" in wanted)
+    weight, bias = _params(3, torch.bfloat16)
+    weight.requires_grad_("weight" in wanted)
+    bias.requires_grad_("bias" in wanted)
+    running = (torch.zeros(3, device=DEVICE), torch.ones(3, device=DEVICE))
+    leaves = {"input": x, "weight": weight, "bias": bias}
+    grad_output = make_input(shape, torch.float32, low=-1, high=1)
+    y = TF.batch_norm(x, *(t.clone() for t in running), weight, bias, training)
+    grads = torch.autograd.grad(y, [leaves[name] for name in wanted], grad_output)
+    leaves64 = {name: t.detach().double().requires_grad_() for name, t in leaves.items()}
+    expected = F.batch_norm(leaves64["input"], *(t.double() for t in running), leaves64["weight"],
+                            leaves64["bias"], training)
+    expected_grads = torch.autograd.grad(expected, [leaves64[name] for name in wanted], grad_output.double())
+    for name, grad, expected_grad in zip(wanted, grads, expected_grads):
+        assert grad.dtype == leaves[name].dtype
+        # parameter gradients: an fp32 sum rounded once to bf16; the input's subtracts means of such sums
+        scale = x.numel() // 3 if name == "input" and training else 1
+        assert_close(grad, expected_grad, grad.dtype, scale_atol=scale, name=f"grad {name}")
+
+
 @pytest.mark.parametrize("path", ["resident", "split"])
 def test_large_mean_keeps_its_variance(path, request):
     if path == "split":

@@ -241,8 +241,8 @@ def test_split_k_weight_gradients(layer, shape, layout, stride, groups, activati
     splits, summed_by_kernel = [], []
     factor = gemm_host.split_k_factor
     monkeypatch.setattr(gemm_host, "split_k_factor", lambda *args: splits.append(factor(*args)) or splits[-1])
-    launch_sum = gemm_host._launch_sum
-    monkeypatch.setattr(gemm_host, "_launch_sum", lambda *args: summed_by_kernel.append(True) or launch_sum(*args))
+    launch_sum = gemm_host.sum_partials
+    monkeypatch.setattr(gemm_host, "sum_partials", lambda *args: summed_by_kernel.append(True) or launch_sum(*args))
     x = make_input(shape, dtype, layout, low=-1, high=1, requires_grad=True)
     if layer == "linear":
         weight = make_input((7, shape[-1]), dtype, low=-1, high=1, requires_grad=True)
@@ -274,7 +274,7 @@ def test_sum_partials_over_many_splits_into_strided_batches(splits):
     import tritonlayers._gemm as gemm_host
     partials = make_input((splits, 15, 7), torch.float32, low=-1, high=1)
     buffer = torch.full((3, 9, 8), 7.0, device=DEVICE)
-    gemm_host._launch_sum(partials, buffer[:, 2:7, :7], 15, 7, 5, 72, 8, 1)  # strides of that view
+    gemm_host.sum_partials(partials, buffer[:, 2:7, :7], 15, 7, 5, 72, 8, 1)  # strides of that view
     expected = torch.full((3, 9, 8), 7.0, device=DEVICE)
     expected[:, 2:7, :7] = partials.double().sum(0).view(3, 5, 7).float()
     assert_close(buffer, expected, atol=1e-5, rtol=1e-5)

@@ -232,10 +232,10 @@ def _sum_partials(partials, bias_partials, c, bias_grad, batch, m, n):
     """Sums split-K partials into C (and the bias gradient), walking them with their axes' strides: one
     kernel each when every axis is one tensor dim (weight gradients), else torch's sum and a copy."""
     if batch.levels == m.levels == n.levels == 1:
-        _launch_sum(partials, c, batch.total * m.total, n.total, m.total, batch.strides["c"][2], m.strides["c"][2],
+        sum_partials(partials, c, batch.total * m.total, n.total, m.total, batch.strides["c"][2], m.strides["c"][2],
                     n.strides["c"][2])
         if bias_grad is not None:
-            _launch_sum(bias_partials, bias_grad, batch.total * m.total, 1, m.total, batch.strides["bias"][2], 1, 0)
+            sum_partials(bias_partials, bias_grad, batch.total * m.total, 1, m.total, batch.strides["bias"][2], 1, 0)
         return
     sizes = _level_sizes(batch) + _level_sizes(m) + _level_sizes(n)
     view = c.as_strided(sizes, [*batch.strides["c"], *m.strides["c"], *n.strides["c"]])
@@ -246,7 +246,9 @@ def _sum_partials(partials, bias_partials, c, bias_grad, batch, m, n):
         view.copy_(bias_partials.sum(0).view(sizes))
 
 
-def _launch_sum(partials, out, rows, columns, row_size, outer_stride, row_stride, column_stride):
+def sum_partials(partials, out, rows, columns, row_size, outer_stride, row_stride, column_stride):
+    """out[r, c] = sum over splits of the dense partials[s, r, c], cast to out's dtype; out's row r lies at
+    (r // row_size) * outer_stride + (r % row_size) * row_stride (kernels/split_k.py)."""
     grid, block_s, block, num_warps = sum_partials_launch(partials.shape[0], rows * columns,
                                                           2 * sm_count(partials.device))
     run_kernel(sum_partials_kernel, grid, partials, out, partials.shape[0], rows, columns, row_size, outer_stride,

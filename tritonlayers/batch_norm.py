@@ -14,6 +14,7 @@ from typing import Callable, List, NamedTuple, Optional, Tuple
 import torch
 
 from ._fast_launch import run_kernel
+from ._gemm import sum_partials
 from ._launch import check_tensor, launch_device, sm_count
 from ._layout import needs_wide_index, reduction_geometry
 from ._library import (below_autograd, custom_op, empty_placeholder, mark_written, or_placeholders, runs_eagerly,
@@ -159,16 +160,24 @@ def _merge(partial, num_channels):
 def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, training, eps, spec, saved_is_output,
                         has_residual, needs, sync: Optional[Sync] = None, residual_dtype=None):
     """(grad_input, grad_weight, grad_bias, grad_residual), each None unless `needs` (four booleans) asks.
-    saved: the output (saved_is_output) or the residual, read only for a fused activation."""
+    saved: the output (saved_is_output) or the residual, read only for a fused activation.
+
+    The kernel that reads the per-channel sums last stores the weight and bias gradients from them; with
+    SyncBatchNorm (they are this rank's sums, the input gradient's are all ranks') or without an input
+    gradient, they are copied from the sums."""
     needs_input, needs_weight, needs_bias, needs_residual = needs
     num_channels = input.shape[1]
     grad_input = torch.empty_like(input) if needs_input or needs_residual else None
     grad_residual = torch.empty_like(input, dtype=residual_dtype) if needs_residual else None
-    sums_dtype = _compute_dtype(input)
-    sums = local_sums = None
+    grad_weight = input.new_empty(num_channels, dtype=weight.dtype) if needs_weight else None
+    grad_bias = input.new_empty(num_channels, dtype=bias.dtype) if needs_bias else None
+    outputs = (grad_input if needs_input else None, grad_weight, grad_bias, grad_residual)
     if input.numel() == 0:
-        sums = torch.zeros(3, num_channels, dtype=sums_dtype, device=input.device)
-        return _param_grads(grad_input, grad_residual, sums, weight, bias, needs)
+        for grad in (grad_weight, grad_bias):
+            if grad is not None:
+                grad.zero_()
+        return outputs
+    sums_dtype = _compute_dtype(input)
     reads_saved = spec.name != "identity" and (saved_is_output or has_residual)
     saved_or_input = saved if reads_saved else input
     gi_or_go = grad_input if grad_input is not None else grad_output
@@ -177,54 +186,68 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
     num_groups, _, num_columns, strides = geometry
     dummy = mean
     weight_, bias_ = (weight if weight is not None else dummy), (bias if bias is not None else dummy)
+    param_grads_in_kernel = sync is None and grad_input is not None
+    param_grads = (grad_weight if grad_weight is not None else dummy, grad_bias if grad_bias is not None else dummy)
     common = dict(HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, HAS_RESIDUAL=has_residual,
                   SAVED_IS_OUTPUT=saved_is_output, ACTIVATION=spec.kernel_id)
+    stores_param_grads = dict(GRAD_WEIGHT=needs_weight and param_grads_in_kernel,
+                              GRAD_BIAS=needs_bias and param_grads_in_kernel)
     with launch_device("batch_norm", grad_output, input, weight):
         resident = _resident(geometry, 3 if reads_saved else 2, sync) if training and grad_input is not None else None
         if resident is not None:
-            sums = torch.empty(3, num_channels, dtype=sums_dtype, device=input.device)
             run_kernel(
                 batch_norm_backward_resident_kernel, (cdiv(num_channels, resident["BLOCK_R"]),),
-                go, x, sv, gi, gr, mean, invstd, weight_, bias_, sums, num_channels, num_columns,
+                go, x, sv, gi, gr, mean, invstd, weight_, bias_, *param_grads, num_channels, num_columns,
                 num_groups * num_columns, *_flat_strides(strides), spec.param_a, spec.param_b,
-                GRAD_RESIDUAL=needs_residual, **resident, **common)
+                GRAD_RESIDUAL=needs_residual, **resident, **common, **stores_param_grads)
         else:
             config = _split_config(geometry, input.device)
             wide = needs_wide_index(go, x, sv, gi, gr)
             launch = dict(BLOCK_R=config["block_r"], BLOCK_C=config["block_c"], WIDE_INDEX=wide,
                           num_warps=config["num_warps"], USE_RUNNING=not training, **common)
+            sums = None
             if training or needs_weight or needs_bias:
-                partial = torch.empty(config["splits"], 3, num_channels, dtype=sums_dtype, device=input.device)
-                run_kernel(
-                    batch_norm_backward_reduce_kernel, config["grid"],
-                    go, x, sv, mean, invstd, weight_, bias_, partial, num_groups, num_channels, num_columns,
-                    config["tiles_per_program"], *_flat_strides(strides[:3]), eps, spec.param_a, spec.param_b,
-                    **launch)
-                sums = local_sums = partial.sum(0)
+                sums = _backward_sums(go, x, sv, mean, invstd, weight_, bias_, geometry, config, eps, spec, launch,
+                                      sums_dtype)
+                if not param_grads_in_kernel:
+                    _copy_param_grads(sums, grad_weight, grad_bias)
                 if sync is not None and grad_input is not None:
                     # weight and bias gradients stay per rank, as torch's (DDP then averages them over ranks)
-                    sums = sync.all_reduce_sums(local_sums.clone())
+                    sums = sync.all_reduce_sums(sums)
             if grad_input is not None:
                 run_kernel(
                     batch_norm_backward_input_kernel, config["grid"],
                     go, x, sv, gi, gr, mean, invstd, weight_, bias_, sums if sums is not None else mean,
-                    num_groups, num_channels, num_columns, config["tiles_per_program"], *_flat_strides(strides), eps,
-                    spec.param_a, spec.param_b, TRAINING=training, GRAD_RESIDUAL=needs_residual, **launch)
-        if resident is not None:
-            local_sums = sums
+                    *param_grads, num_groups, num_channels, num_columns, config["tiles_per_program"],
+                    *_flat_strides(strides), eps, spec.param_a, spec.param_b, TRAINING=training,
+                    GRAD_RESIDUAL=needs_residual, **launch, **stores_param_grads)
     if grad_input is not None and gi.data_ptr() != grad_input.data_ptr():
         grad_input.copy_(gi)
     if grad_residual is not None and gr.data_ptr() != grad_residual.data_ptr():
         grad_residual.copy_(gr)
-    return _param_grads(grad_input if needs_input else None, grad_residual, local_sums, weight, bias, needs)
+    return outputs
 
 
-def _param_grads(grad_input, grad_residual, sums, weight, bias, needs):
-    _, needs_weight, needs_bias, _ = needs
-    # copies, not views of one buffer: an op's outputs must not share memory
-    grad_weight = sums[1].to(weight.dtype, copy=True) if needs_weight else None
-    grad_bias = sums[0].to(bias.dtype, copy=True) if needs_bias else None
-    return grad_input, grad_weight, grad_bias, grad_residual
+def _backward_sums(go, x, sv, mean, invstd, weight, bias, geometry, config, eps, spec, launch, sums_dtype):
+    """The per-channel (sum dz, sum dz * xhat, count) [3, channels]: a partial per split, then their sum."""
+    num_groups, num_channels, num_columns, strides = geometry
+    partial = torch.empty(config["splits"], 3, num_channels, dtype=sums_dtype, device=x.device)
+    run_kernel(
+        batch_norm_backward_reduce_kernel, config["grid"],
+        go, x, sv, mean, invstd, weight, bias, partial, num_groups, num_channels, num_columns,
+        config["tiles_per_program"], *_flat_strides(strides[:3]), eps, spec.param_a, spec.param_b, **launch)
+    if config["splits"] == 1:
+        return partial[0]
+    sums = torch.empty(3, num_channels, dtype=sums_dtype, device=x.device)
+    sum_partials(partial, sums, 3, num_channels, 3, 0, num_channels, 1)
+    return sums
+
+
+def _copy_param_grads(sums, grad_weight, grad_bias):
+    if grad_weight is not None:
+        grad_weight.copy_(sums[1])
+    if grad_bias is not None:
+        grad_bias.copy_(sums[0])
 
 
 class BatchNormFunction(torch.autograd.Function):
