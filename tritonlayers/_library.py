@@ -98,6 +98,11 @@ def records_grad(*args):
     return torch.is_grad_enabled() and any(isinstance(arg, torch.Tensor) and arg.requires_grad for arg in args)
 
 
+def no_grads(ctx):
+    """What a backward returns when its output's gradient is None (grads not materialized as zeros)."""
+    return (None,) * len(ctx.needs_input_grad)
+
+
 def below_autograd(op, *args):
     """Call op past its autograd kernel (from an autograd Function's forward)."""
     with torch._C._AutoDispatchBelowAutograd():

@@ -17,8 +17,8 @@ from ._fast_launch import run_kernel
 from ._gemm import sum_partials
 from ._launch import check_tensor, launch_device, sm_count
 from ._layout import needs_wide_index, reduction_geometry
-from ._library import (below_autograd, custom_op, empty_placeholder, mark_written, or_placeholders, runs_eagerly,
-                       wanted, writing_op)
+from ._library import (below_autograd, custom_op, empty_placeholder, mark_written, no_grads, or_placeholders,
+                       runs_eagerly, wanted, writing_op)
 from .activation import ActivationSpec, resolve_activation
 from .kernels.batch_norm import (batch_norm_backward_input_kernel, batch_norm_backward_reduce_kernel,
                                  batch_norm_backward_resident_kernel, batch_norm_forward_kernel,
@@ -272,6 +272,7 @@ class BatchNormFunction(torch.autograd.Function):
             output, mean, invstd = batch_norm_forward(input, weight, bias, running_mean, running_var, training,
                                                       momentum, eps, residual, spec, sync, output_dtype)
         ctx.mark_non_differentiable(mean, invstd)
+        ctx.set_materialize_grads(False)  # else backward gets zero-filled grad_mean and grad_invstd
         ctx.saved_is_output = spec.name != "identity" and spec.output_determines_gradient
         saved = output if ctx.saved_is_output else residual if spec.name != "identity" else None
         used = (mean, invstd) if training else (running_mean, running_var)
@@ -283,6 +284,8 @@ class BatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output, grad_mean, grad_invstd):
+        if grad_output is None:
+            return no_grads(ctx)
         input, weight, bias, mean, invstd, saved = ctx.saved_tensors
         needs = tuple(ctx.needs_input_grad[:4])
         if ctx.sync is None:

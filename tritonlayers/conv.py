@@ -17,7 +17,7 @@ import torch
 from ._autocast import lower_precision
 from ._gemm import Level, axis, check_same_dtype, gemm
 from ._launch import check_floating, check_tensor
-from ._library import custom_op, or_placeholders, records_grad, wanted
+from ._library import custom_op, no_grads, or_placeholders, records_grad, wanted
 from .activation import ActivationSpec, resolve_activation
 from .linear import (backward_operand, fuses_bias_grad, gemm_grads_like, materialized, save_for_gemm_backward,
                      saved_kind)
@@ -273,6 +273,8 @@ def _conv1x1_setup_context(ctx, inputs, output):
 
 
 def _conv1x1_backward(ctx, grad_output, grad_pre):
+    if grad_output is None:
+        return no_grads(ctx)
     input, weight, saved = ctx.saved_tensors
     needs = ctx.needs_input_grad[:3]
     grads = _conv1x1_grad(grad_output, input, weight, saved, ctx.stride, ctx.groups, *ctx.spec, list(needs))
@@ -320,6 +322,8 @@ def _conv_transpose_setup_context(ctx, inputs, output):
 
 
 def _conv_transpose_backward(ctx, grad_output, grad_pre):
+    if grad_output is None:
+        return no_grads(ctx)
     input, weight, saved = ctx.saved_tensors
     needs = ctx.needs_input_grad[:3]
     grads = _conv_transpose_grad(grad_output, input, weight, saved, ctx.groups, *ctx.spec, list(needs))

@@ -16,7 +16,7 @@ import torch
 from ._autocast import lower_precision
 from ._gemm import NO_BATCH, Level, axis, check_same_dtype, gemm
 from ._launch import check_floating, check_tensor, sm_count
-from ._library import custom_op, or_placeholders, records_grad, wanted
+from ._library import custom_op, no_grads, or_placeholders, records_grad, wanted
 from .activation import ActivationSpec, activation_backward, resolve_activation
 from .softmax import normalize_partial_softmax, softmax_backward
 from .kernels.gemm import STATS_COLUMNS, softmax_epilogue_config
@@ -174,6 +174,7 @@ def gemm_grads_like(grad_input, weight, bias_features, needs):
 def save_for_gemm_backward(ctx, input, weight, spec, head, output, pre):
     """setup_context of the GEMM layers: the input, the weight and what saved_kind names (or None)."""
     ctx.mark_non_differentiable(pre)
+    ctx.set_materialize_grads(False)  # else backward gets a zero-filled grad_pre (output-sized when stored)
     ctx.spec, ctx.head = spec, head
     kind = saved_kind(spec, head)
     ctx.save_for_backward(input, weight, output if kind == "output" else pre if kind == "pre" else None)
@@ -216,6 +217,8 @@ def _setup_context(ctx, inputs, output):
 
 
 def _backward(ctx, grad_output, grad_pre):
+    if grad_output is None:
+        return no_grads(ctx)
     input, weight, saved = ctx.saved_tensors
     needs = ctx.needs_input_grad[:3]
     grads = _linear_grad(grad_output, input, weight, saved, *ctx.spec, ctx.head, list(needs))

@@ -13,7 +13,7 @@ import torch
 from ._fast_launch import run_kernel
 from ._launch import check_floating, check_tensor, launch_device, sm_count
 from ._layout import needs_wide_index
-from ._library import custom_op, or_placeholders, records_grad
+from ._library import custom_op, no_grads, or_placeholders, records_grad
 from .kernels.host_math import cdiv
 from .kernels.pooling import (MODE_IDS, global_pool_backward_kernel, global_pool_config, global_pool_forward_config,
                               global_pool_forward_kernel, pool2d_backward_kernel, pool2d_forward_kernel, window_tile)
@@ -295,9 +295,12 @@ def _setup_context(ctx, inputs, output):
     input, mode, *plan_args, _, _ = inputs
     ctx.plan_args, ctx.input_shape, ctx.channels_last = (mode, *plan_args), input.shape, _channels_last(input)
     ctx.save_for_backward(output[1] if mode in ("max", "adaptive_max") else None)
+    ctx.set_materialize_grads(False)  # else backward gets zero-filled position and index tensors
 
 
 def _backward(ctx, grad_output, grad_position, grad_indices):
+    if grad_output is None:
+        return no_grads(ctx)
     (position,) = ctx.saved_tensors
     grad_input = _pool_grad(grad_output, position, list(ctx.input_shape), ctx.channels_last, *ctx.plan_args)
     return (grad_input,) + (None,) * 10
