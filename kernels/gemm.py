@@ -21,16 +21,23 @@ from .host_math import cdiv, next_power_of_2
 
 
 @triton.jit
-def axis_offsets(index, size1, size2, stride0, stride1, stride2, LEVELS: tl.constexpr):
-    """Memory offsets of indices along an axis made of LEVELS tensor dims (inner ones last)."""
+def axis_offsets(index, size1, size2, stride0, stride1, stride2, LEVELS: tl.constexpr, ALIGN: tl.constexpr = 0):
+    """Memory offsets of indices along an axis made of LEVELS tensor dims (inner ones last). ALIGN: a power
+    of two the host found dividing every stride that is not 1, declared on offsets along an axis without a
+    unit stride (Triton specializes a stride of 1 into a constant), so tiles contiguous along the other
+    axis keep 16-byte accesses."""
     if LEVELS == 1:
-        return index * stride2
+        offsets = index * stride2
     elif LEVELS == 2:
-        return (index // size2) * stride1 + (index % size2) * stride2
+        offsets = (index // size2) * stride1 + (index % size2) * stride2
     else:
         inner = index % size2
         rest = index // size2
-        return (rest // size1) * stride0 + (rest % size1) * stride1 + inner * stride2
+        offsets = (rest // size1) * stride0 + (rest % size1) * stride1 + inner * stride2
+    if ALIGN > 1 and not (isinstance(stride0, tl.constexpr) or isinstance(stride1, tl.constexpr) or
+                          isinstance(stride2, tl.constexpr)):
+        offsets = tl.multiple_of(offsets, ALIGN)
+    return offsets
 
 
 # SOFTMAX mode 3: the tile stores its logits and, per row, the max and the sum of exp(logit - max) over its
@@ -69,9 +76,18 @@ def _gemm_tile(
     PROLOGUE: tl.constexpr, BIAS_GRAD: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr, M_SIZE1: tl.constexpr, M_SIZE2: tl.constexpr, N_SIZE1: tl.constexpr,
-    N_SIZE2: tl.constexpr, K_SIZE1: tl.constexpr, K_SIZE2: tl.constexpr,
+    N_SIZE2: tl.constexpr, K_SIZE1: tl.constexpr, K_SIZE2: tl.constexpr, ALIGN: tl.constexpr,
 ):
     """One (BLOCK_M, BLOCK_N) tile of C, tile `pid` in grouped order."""
+    # Sizes and strides that are multiples of 2, 4 or 8 but not all of 16 (a 1000-class head) get that
+    # divisor from the host (ALIGN): Triton only knows multiples of 16, and without it a tile's rows start
+    # at unknown alignment and the masks along its contiguous dim split every load and store into single
+    # elements (sm_90: b16 loads, no cp.async, in both backward GEMMs of such a head). (M // 8) * 8 is M
+    # with its divisor visible; axis_offsets declares the offsets'.
+    if ALIGN > 1:
+        M = (M // ALIGN) * ALIGN
+        N = (N // ALIGN) * ALIGN
+        K = (K // ALIGN) * ALIGN
     # A multi-level axis whose inner sizes are not multiples of 16 (NCHW maps of 7x7 or 14x14 pixels) gets
     # them as constants: divided by a runtime int, every element of a tile's offsets paid a long division
     # (138 per thread in a 128x256 epilogue, which spilled registers); by a constant it is a multiply.
@@ -102,8 +118,8 @@ def _gemm_tile(
     columns = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < M
     column_mask = columns < N
-    a_rows = axis_offsets(rows, m_size1, m_size2, a_m0, a_m1, a_m2, M_LEVELS)
-    b_columns = axis_offsets(columns, n_size1, n_size2, b_n0, b_n1, b_n2, N_LEVELS)
+    a_rows = axis_offsets(rows, m_size1, m_size2, a_m0, a_m1, a_m2, M_LEVELS, ALIGN)
+    b_columns = axis_offsets(columns, n_size1, n_size2, b_n0, b_n1, b_n2, N_LEVELS, ALIGN)
     if a_ptr.dtype.element_ty == tl.float64:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64)
     else:
@@ -113,8 +129,8 @@ def _gemm_tile(
     for k_start in range(0, K, BLOCK_K):
         ks = k_start + tl.arange(0, BLOCK_K)
         k_mask = ks < K
-        a_k = axis_offsets(ks, k_size1, k_size2, a_k0, a_k1, a_k2, K_LEVELS)
-        b_k = axis_offsets(ks, k_size1, k_size2, b_k0, b_k1, b_k2, K_LEVELS)
+        a_k = axis_offsets(ks, k_size1, k_size2, a_k0, a_k1, a_k2, K_LEVELS, ALIGN)
+        b_k = axis_offsets(ks, k_size1, k_size2, b_k0, b_k1, b_k2, K_LEVELS, ALIGN)
         a_offsets = a_rows[:, None] + a_k[None, :]
         a_mask = row_mask[:, None] & k_mask[None, :]
         a = tl.load(a_ptr + a_offsets, mask=a_mask, other=0)
@@ -140,8 +156,8 @@ def _gemm_tile(
             z += tl.load(bias_ptr + columns, mask=column_mask, other=0).to(acc.dtype)[None, :]
         else:
             z += tl.load(bias_ptr + rows, mask=row_mask, other=0).to(acc.dtype)[:, None]
-    c_offsets = c_offset + axis_offsets(rows, m_size1, m_size2, c_m0, c_m1, c_m2, M_LEVELS)[:, None] + \
-        axis_offsets(columns, n_size1, n_size2, c_n0, c_n1, c_n2, N_LEVELS)[None, :]
+    c_offsets = c_offset + axis_offsets(rows, m_size1, m_size2, c_m0, c_m1, c_m2, M_LEVELS, ALIGN)[:, None] + \
+        axis_offsets(columns, n_size1, n_size2, c_n0, c_n1, c_n2, N_LEVELS, ALIGN)[None, :]
     mask = row_mask[:, None] & column_mask[None, :]
     if STORE_PRE:
         tl.store(pre_ptr + c_offsets, z.to(pre_ptr.dtype.element_ty), mask=mask)
@@ -180,7 +196,7 @@ def gemm_kernel(
     INPUT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
     PERSISTENT: tl.constexpr = False, M_SIZE1: tl.constexpr = 0, M_SIZE2: tl.constexpr = 0, N_SIZE1: tl.constexpr = 0,
-    N_SIZE2: tl.constexpr = 0, K_SIZE1: tl.constexpr = 0, K_SIZE2: tl.constexpr = 0,
+    N_SIZE2: tl.constexpr = 0, K_SIZE1: tl.constexpr = 0, K_SIZE2: tl.constexpr = 0, ALIGN: tl.constexpr = 0,
 ):
     """C[b] = epilogue(A[b] @ B[b]): one program per (BLOCK_M, BLOCK_N) tile and batch, or with PERSISTENT
     about one program per SM per batch looping over tiles (launch and tail costs shrink, and a tile's
@@ -196,7 +212,8 @@ def gemm_kernel(
     that gradient is never written to memory. BIAS_GRAD: the programs of the first N block also store A's
     row sums (the bias gradient when A is dz transposed) to bias_ptr, per batch like a bias.
 
-    M_SIZE1 / M_SIZE2 (and N's, K's): when nonzero, the axis' inner sizes as constants (see _gemm_tile)."""
+    M_SIZE1 / M_SIZE2 (and N's, K's): when nonzero, the axis' inner sizes as constants; ALIGN: when nonzero,
+    a power of two dividing M, N, K and every stride but unit ones (see _gemm_tile)."""
     if PERSISTENT:
         tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
         for pid in range(tl.program_id(0), tiles, tl.num_programs(0)):
@@ -206,7 +223,7 @@ def gemm_kernel(
                 c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1,
                 bias_batch2, param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE,
                 PROLOGUE, BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, M_SIZE1, M_SIZE2, N_SIZE1,
-                N_SIZE2, K_SIZE1, K_SIZE2)
+                N_SIZE2, K_SIZE1, K_SIZE2, ALIGN)
     else:
         _gemm_tile(tl.program_id(0), a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, stats_ptr, M, N, K,
             batch_size1, batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2, a_batch0, a_batch1,
@@ -214,7 +231,7 @@ def gemm_kernel(
             b_n2, c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1,
             bias_batch2, param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE,
             PROLOGUE, BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, M_SIZE1, M_SIZE2, N_SIZE1,
-            N_SIZE2, K_SIZE1, K_SIZE2)
+            N_SIZE2, K_SIZE1, K_SIZE2, ALIGN)
 
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"  # as triton.jit decided above

@@ -35,6 +35,15 @@ def _indices(start, BLOCK: tl.constexpr, WIDE_INDEX: tl.constexpr):
 
 
 @triton.jit
+def _aligned(size, ALIGN: tl.constexpr):
+    """size with the divisor ALIGN (host_math.alignment) visible to the compiler: masks against it keep
+    16-byte accesses along rows of 8 x 125 elements."""
+    if ALIGN > 1:
+        size = (size // ALIGN) * ALIGN
+    return size
+
+
+@triton.jit
 def _load_input(pointers, mask, output_ptr):
     # dtype= casts the input to the output dtype first (torch's semantics), then math runs in fp32/fp64.
     x = tl.load(pointers, mask=mask, other=float("-inf"))
@@ -59,8 +68,9 @@ def softmax_forward_kernel(
     input_group_stride, input_row_stride, input_column_stride,
     output_group_stride, output_row_stride, output_column_stride,
     LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr,
-    WIDE_INDEX: tl.constexpr,
+    WIDE_INDEX: tl.constexpr, ALIGN: tl.constexpr = 0,
 ):
+    num_rows, num_columns = _aligned(num_rows, ALIGN), _aligned(num_columns, ALIGN)
     group, column_start = _program_tile(num_columns, BLOCK_C, WIDE_INDEX)
     columns = _indices(column_start, BLOCK_C, WIDE_INDEX)
     column_mask = columns[None, :] < num_columns
@@ -68,7 +78,7 @@ def softmax_forward_kernel(
         rows = _indices(0, BLOCK_R, WIDE_INDEX)
         mask = (rows[:, None] < num_rows) & column_mask
         x = _load_input(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
-                                             input_column_stride), mask, output_ptr)
+                                             input_column_stride, ALIGN), mask, output_ptr)
         shifted = x - tl.max(x, axis=0)[None, :]
         exp_shifted = tl.exp(shifted)
         total = tl.sum(exp_shifted, axis=0)
@@ -77,7 +87,7 @@ def softmax_forward_kernel(
         else:
             y = exp_shifted * (1 / total)[None, :]
         tl.store(output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
-                                       output_column_stride), y.to(output_ptr.dtype.element_ty), mask=mask)
+                                       output_column_stride, ALIGN), y.to(output_ptr.dtype.element_ty), mask=mask)
     else:
         # Online softmax: running max m and sum s of exp(x - m) over the row chunks
         running_max = compute_full(float("-inf"), output_ptr, BLOCK_C)
@@ -86,7 +96,7 @@ def softmax_forward_kernel(
             rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
             mask = (rows[:, None] < num_rows) & column_mask
             x = _load_input(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
-                                                 input_column_stride), mask, output_ptr)
+                                                 input_column_stride, ALIGN), mask, output_ptr)
             running_max, running_sum = online_max_sum(running_max, running_sum, x, 1.0, 0)
         log_total = tl.log(running_sum)
         inverse_total = 1 / running_sum
@@ -94,21 +104,21 @@ def softmax_forward_kernel(
             rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
             mask = (rows[:, None] < num_rows) & column_mask
             x = _load_input(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
-                                                 input_column_stride), mask, output_ptr)
+                                                 input_column_stride, ALIGN), mask, output_ptr)
             shifted = x - running_max[None, :]
             if LOG:
                 y = shifted - log_total[None, :]
             else:
                 y = tl.exp(shifted) * inverse_total[None, :]
             tl.store(output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
-                                           output_column_stride), y.to(output_ptr.dtype.element_ty), mask=mask)
+                                           output_column_stride, ALIGN), y.to(output_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def softmax_normalize_kernel(
     logits_ptr, stats_ptr, num_rows, num_columns, row_stride, num_slots,
     LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
-    WIDE_INDEX: tl.constexpr,
+    WIDE_INDEX: tl.constexpr, ALIGN: tl.constexpr = 0,
 ):
     """In place, rows of logits -> softmax / log_softmax, from the partial statistics the GEMM stored per
     column tile (gemm_kernel's PARTIAL_SOFTMAX: stats is (2, rows, slots), maxima then sums of exp(x - max)):
@@ -126,10 +136,14 @@ def softmax_normalize_kernel(
         running_max, running_sum = online_max_sum(running_max, running_sum, slot_max, slot_sum, 1)
     log_total = tl.log(running_sum)
     inverse_total = 1 / running_sum
+    num_columns = _aligned(num_columns, ALIGN)
+    row_offsets = rows * row_stride
+    if ALIGN > 1:
+        row_offsets = tl.multiple_of(row_offsets, ALIGN)
     for column_start in range(0, num_columns, BLOCK_C):
         columns = _indices(column_start, BLOCK_C, WIDE_INDEX)
         mask = row_mask[:, None] & (columns[None, :] < num_columns)
-        pointers = logits_ptr + rows[:, None] * row_stride + columns[None, :]
+        pointers = logits_ptr + row_offsets[:, None] + columns[None, :]
         shifted = tl.load(pointers, mask=mask, other=0).to(running_max.dtype) - running_max[:, None]
         if LOG:
             y = shifted - log_total[:, None]
@@ -156,9 +170,10 @@ def softmax_backward_kernel(
     grad_output_group_stride, grad_output_row_stride, grad_output_column_stride,
     grad_input_group_stride, grad_input_row_stride, grad_input_column_stride,
     LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr,
-    WIDE_INDEX: tl.constexpr,
+    WIDE_INDEX: tl.constexpr, ALIGN: tl.constexpr = 0,
 ):
     """softmax: dx = y * (g - sum(g * y)); log_softmax: dx = g - exp(y) * sum(g)."""
+    num_rows, num_columns = _aligned(num_rows, ALIGN), _aligned(num_columns, ALIGN)
     group, column_start = _program_tile(num_columns, BLOCK_C, WIDE_INDEX)
     columns = _indices(column_start, BLOCK_C, WIDE_INDEX)
     column_mask = columns[None, :] < num_columns
@@ -166,16 +181,17 @@ def softmax_backward_kernel(
         rows = _indices(0, BLOCK_R, WIDE_INDEX)
         mask = (rows[:, None] < num_rows) & column_mask
         term, weight, grad = _backward_terms(
-            output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride, output_column_stride),
+            output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
+                                      output_column_stride, ALIGN),
             grad_output_ptr + tile_offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
-                                       grad_output_column_stride), mask, LOG)
+                                       grad_output_column_stride, ALIGN), mask, LOG)
         total = tl.sum(term, axis=0)
         if LOG:
             grad_x = grad - weight * total[None, :]
         else:
             grad_x = weight * (grad - total[None, :])
         tl.store(grad_input_ptr + tile_offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
-                                           grad_input_column_stride), grad_x.to(grad_input_ptr.dtype.element_ty),
+                                           grad_input_column_stride, ALIGN), grad_x.to(grad_input_ptr.dtype.element_ty),
                  mask=mask)
     else:
         total = compute_full(0.0, output_ptr, BLOCK_C)
@@ -184,25 +200,25 @@ def softmax_backward_kernel(
             mask = (rows[:, None] < num_rows) & column_mask
             term, _, _ = _backward_terms(
                 output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
-                                      output_column_stride),
+                                      output_column_stride, ALIGN),
                 grad_output_ptr + tile_offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
-                                           grad_output_column_stride), mask, LOG)
+                                           grad_output_column_stride, ALIGN), mask, LOG)
             total += tl.sum(term, axis=0)
         for row_start in range(0, num_rows, BLOCK_R):
             rows = _indices(row_start, BLOCK_R, WIDE_INDEX)
             mask = (rows[:, None] < num_rows) & column_mask
             _, weight, grad = _backward_terms(
                 output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
-                                      output_column_stride),
+                                      output_column_stride, ALIGN),
                 grad_output_ptr + tile_offsets(group, rows, columns, grad_output_group_stride, grad_output_row_stride,
-                                           grad_output_column_stride), mask, LOG)
+                                           grad_output_column_stride, ALIGN), mask, LOG)
             if LOG:
                 grad_x = grad - weight * total[None, :]
             else:
                 grad_x = weight * (grad - total[None, :])
             tl.store(grad_input_ptr + tile_offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
-                                               grad_input_column_stride), grad_x.to(grad_input_ptr.dtype.element_ty),
-                     mask=mask)
+                                               grad_input_column_stride, ALIGN),
+                     grad_x.to(grad_input_ptr.dtype.element_ty), mask=mask)
 
 
 # A program keeps at most this many bytes of a tile in registers: 32K fp32 values (a 32000-class row in one

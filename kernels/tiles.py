@@ -27,9 +27,18 @@ def tile_coordinates(pid_rows, tile, num_columns, BLOCK_R: tl.constexpr, BLOCK_C
 
 
 @triton.jit
-def tile_offsets(group, rows, columns, group_stride, row_stride, column_stride):
-    """Memory offsets of a [rows, columns] tile of one group."""
-    return group * group_stride + rows[:, None] * row_stride + columns[None, :] * column_stride
+def tile_offsets(group, rows, columns, group_stride, row_stride, column_stride, ALIGN: tl.constexpr = 0):
+    """Memory offsets of a [rows, columns] tile of one group. ALIGN (host_math.alignment): a power of two
+    dividing the strides that are not 1, declared on the offsets along them (Triton specializes a stride of
+    1 into a constant)."""
+    row_offsets = rows * row_stride
+    column_offsets = columns * column_stride
+    if ALIGN > 1:
+        if not isinstance(row_stride, tl.constexpr):
+            row_offsets = tl.multiple_of(row_offsets, ALIGN)
+        if not isinstance(column_stride, tl.constexpr):
+            column_offsets = tl.multiple_of(column_offsets, ALIGN)
+    return group * group_stride + row_offsets[:, None] + column_offsets[None, :]
 
 
 @triton.jit

@@ -357,6 +357,25 @@ def test_gemm_gets_sizes_not_multiple_of_16_as_constants(shape, stride, constant
     assert constant_axes == (0 if not constant_sizes else 3 if stride == 2 else 2), constant_axes
 
 
+@pytest.mark.parametrize("features,align", [(20, 4), (24, 8), (32, 0), (7, 0)],
+                         ids=["20-features", "24-features", "32-features", "7-features"])
+def test_gemm_declares_alignment_triton_cannot_see(features, align, monkeypatch):
+    """Sizes and row strides that are multiples of 2, 4 or 8 but not of 16 (a 1000-class head) reach every
+    GEMM of the layer as ALIGN, which keeps its loads and stores 16 bytes wide on a GPU (a wrong one would
+    drop rows and columns: the values say so); all multiples of 16, or odd sizes, pass none."""
+    import tritonlayers._gemm
+    from tritonlayers._cache import BoundedCache
+    monkeypatch.setattr(tritonlayers._gemm, "_PLANS", BoundedCache())
+    x = make_input((16, 48), torch.float32, low=-1, high=1, requires_grad=True)
+    weight = make_input((features, 48), torch.float32, low=-1, high=1, requires_grad=True)
+    bias = make_input((features,), torch.float32, requires_grad=True)
+    _compare(lambda: TF.linear(x, weight, bias, activation="log_softmax"),
+             lambda x, w, b: F.log_softmax(F.linear(x, w, b), -1), [x, weight, bias], torch.float32, 48)
+    plans = list(tritonlayers._gemm._PLANS.values())
+    assert len(plans) == 3  # forward, grad input, grad weight
+    assert [plan.constexprs.get("ALIGN", 0) for plan in plans] == [align] * 3
+
+
 @pytest.mark.parametrize("activation", ["relu", "gelu", "hardswish", torch.nn.ReLU6()], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_conv2d_fused_activation(activation, layout):

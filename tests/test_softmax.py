@@ -75,6 +75,8 @@ CASES = [
     ((3, 40009), -1, "contiguous", "multi"),  # prime row length past one tile: online multi-block path
     ((2, 600, 5, 7), 1, "contiguous", "multi"),  # long non-last dim: multi-block with contiguous columns
     ((2, 600, 5, 7), 1, "channels_last", "single"),  # the same tensor NHWC: rows contiguous, one tile
+    ((8, 1000), -1, "contiguous", "single"),  # ImageNet head: 1000 = 8 x 125, ALIGN 8 (16-byte accesses)
+    ((4, 20), 0, "contiguous", "single"),  # columns of 20 = 4 x 5: ALIGN 4 on the strided dim's offsets
 ]
 
 
@@ -90,6 +92,21 @@ def test_values_and_gradients(name, shape, dim, layout, path, dtype):
         assert _kernel_path(x, dim, "bwd") == "multi"
     # a gradient summed over a long row carries that many roundings
     _check(name, x, dim, grad_scale_atol=max(1.0, shape[dim] / 1000))
+
+
+@pytest.mark.parametrize("shape,dim,align", [((8, 1000), -1, 8), ((4, 20), 0, 4), ((6, 1000), -1, 2),
+                                             ((16, 1152), -1, 0), ((5, 21), -1, 0)])
+def test_kernels_get_the_alignment_triton_cannot_see(shape, dim, align, monkeypatch):
+    """Sizes and strides that are multiples of 2, 4 or 8 but not all of 16 reach both kernels as ALIGN (on a
+    GPU: 16-byte accesses along 1000-wide rows instead of single elements); a wrong one would drop
+    elements, which the values would show."""
+    import tritonlayers.softmax as host
+    launched = []
+    run_kernel = host.run_kernel
+    monkeypatch.setattr(host, "run_kernel", lambda kernel, grid, *args, **kwargs: launched.append(
+        kwargs.get("ALIGN", 0)) or run_kernel(kernel, grid, *args, **kwargs))
+    _check("softmax", make_input(shape, torch.float32, low=-6, high=6), dim)
+    assert launched == [align, align]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)

@@ -14,7 +14,7 @@ from .activation import ActivationSpec
 from .kernels.activation import IDENTITY
 from .kernels.gemm import (INTERPRETED, INTERPRETER_CONFIG, PARTIAL_SOFTMAX, STATS_COLUMNS, gemm_autotuned, gemm_kernel,
                            softmax_epilogue_config)
-from .kernels.host_math import cdiv
+from .kernels.host_math import alignment, cdiv
 from .kernels.split_k import sum_partials_kernel, sum_partials_launch
 
 OPERANDS = ("a", "b", "c", "bias")  # axis() spells them out: its key is built on every GEMM call
@@ -150,6 +150,10 @@ class _Plan:
             if _divides_slowly(axis_):  # (a two-level axis never reads size1: 1, not a variant per batch size)
                 self.constexprs.update({f"{name}_SIZE1": axis_.size1 if axis_.levels == 3 else 1,
                                         f"{name}_SIZE2": axis_.size2})
+        align = alignment((m.total, n.total, k.total), (*m.strides["a"], *m.strides["c"], *n.strides["b"],
+                                                         *n.strides["c"], *k.strides["a"], *k.strides["b"]))
+        if align:
+            self.constexprs["ALIGN"] = align
         grid = _grid(m.total, n.total, batch.total, a.device)
         self.kernel, self.grid = gemm_autotuned, grid
         if softmax is not None and softmax != "partial":

@@ -9,7 +9,7 @@ from ._fast_launch import run_kernel
 from ._launch import check_floating, check_tensor, launch_device
 from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
 from ._library import custom_op
-from .kernels.host_math import cdiv
+from .kernels.host_math import alignment, cdiv
 from .kernels.softmax import (normalize_launch_config, softmax_backward_kernel, softmax_forward_kernel,
                               softmax_launch_config, softmax_normalize_kernel)
 
@@ -39,9 +39,11 @@ def _launch(kernel, tensors, dim, log):
     block_r, block_c, single_block, num_warps = softmax_launch_config(
         num_rows, num_columns, rows_contiguous=strides[0][1] == 1, fp64=fp64, live_tensors=len(tensors) - 1)
     grid = (num_groups * cdiv(num_columns, block_c),)
+    align = alignment((num_rows, num_columns), [s for tensor_strides in strides for s in tensor_strides[1:]])
     run_kernel(kernel, grid, *tensors, num_rows, num_columns,
                *(s for tensor_strides in strides for s in tensor_strides), LOG=log, BLOCK_R=block_r,
-               BLOCK_C=block_c, SINGLE_BLOCK=single_block, WIDE_INDEX=needs_wide_index(*tensors), num_warps=num_warps)
+               BLOCK_C=block_c, SINGLE_BLOCK=single_block, WIDE_INDEX=needs_wide_index(*tensors), num_warps=num_warps,
+               **({"ALIGN": align} if align else {}))
 
 
 def _as_indexable(dim, *tensors):
@@ -94,9 +96,11 @@ def normalize_partial_softmax(logits, stats, log):
         return
     block_r, block_c, block_s, num_warps = normalize_launch_config(num_rows, num_columns, num_slots)
     with launch_device("log_softmax" if log else "softmax", logits, stats):
+        align = alignment((num_columns,), (num_columns,))
         run_kernel(softmax_normalize_kernel, (cdiv(num_rows, block_r),), logits, stats, num_rows, num_columns,
                    num_columns, num_slots, LOG=log, BLOCK_R=block_r, BLOCK_C=block_c, BLOCK_S=block_s,
-                   WIDE_INDEX=needs_wide_index(logits, stats), num_warps=num_warps)
+                   WIDE_INDEX=needs_wide_index(logits, stats), num_warps=num_warps,
+                   **({"ALIGN": align} if align else {}))
 
 
 def _copy_back(written, result):
