@@ -16,11 +16,18 @@ NAMESPACE = "tritonlayers"
 _LIBRARY = torch.library.Library(NAMESPACE, "FRAGMENT")
 
 
+_PLAIN_TENSORS = frozenset((torch.Tensor, torch.nn.Parameter))
+
+
 def runs_eagerly(args):
-    """True when no tracer can see this call: not compiling, no dispatch mode, plain tensors only."""
+    """True when no tracer can see this call: not compiling, no dispatch mode, plain tensors only. (Loops,
+    not generators: this runs on every call, and a generator doubled its host time.)"""
     if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0:
         return False
-    return all(type(arg) in (torch.Tensor, torch.nn.Parameter) for arg in args if isinstance(arg, torch.Tensor))
+    for arg in args:
+        if isinstance(arg, torch.Tensor) and type(arg) not in _PLAIN_TENSORS:
+            return False
+    return True
 
 
 class EagerFastOp:
@@ -95,7 +102,12 @@ def writing_op(schema, implementation, fake, autograd_function):
 
 def records_grad(*args):
     """True when autograd records a call with these arguments: grad mode on and some tensor requiring grad."""
-    return torch.is_grad_enabled() and any(isinstance(arg, torch.Tensor) and arg.requires_grad for arg in args)
+    if not torch.is_grad_enabled():
+        return False
+    for arg in args:
+        if isinstance(arg, torch.Tensor) and arg.requires_grad:
+            return True
+    return False
 
 
 def no_grads(ctx):
