@@ -384,9 +384,11 @@ def check_batch_norm_args(input, running_mean, running_var, weight, bias, traini
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-05,
-               *, activation=None, residual=None, _sync=None):
-    """F.batch_norm, plus keyword-only fusion: activation(BN(input) + residual) in one pass each way."""
-    check_batch_norm_args(input, running_mean, running_var, weight, bias, training, momentum, residual)
+               *, activation=None, residual=None, _sync=None, _checked=False):
+    """F.batch_norm, plus keyword-only fusion: activation(BN(input) + residual) in one pass each way.
+    (_checked: the modules ran torch's checks already, before counting the batch.)"""
+    if not _checked:
+        check_batch_norm_args(input, running_mean, running_var, weight, bias, training, momentum, residual)
     spec = resolve_activation(activation)
     output_dtype = torch.promote_types(input.dtype, residual.dtype) if residual is not None else input.dtype
     args = (input, weight, bias, residual, running_mean, running_var, bool(training), float(momentum), float(eps),

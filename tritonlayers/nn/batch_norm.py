@@ -38,7 +38,7 @@ class _FusedBatchNorm:
         self._check_input_dim(input)
         factor, bn_training, running_mean, running_var = self._running_stats_and_factor(input, residual)
         return batch_norm(input, running_mean, running_var, self.weight, self.bias, bn_training, factor, self.eps,
-                          activation=self.activation, residual=residual)
+                          activation=self.activation, residual=residual, _checked=True)
 
 
 class BatchNorm1d(_FusedBatchNorm, torch.nn.BatchNorm1d):
@@ -97,7 +97,7 @@ class SyncBatchNorm(_FusedBatchNorm, torch.nn.SyncBatchNorm):
             if world_size > 1:
                 sync = _process_group_sync(process_group, world_size)
         return batch_norm(input, running_mean, running_var, self.weight, self.bias, bn_training, factor, self.eps,
-                          activation=self.activation, residual=residual, _sync=sync)
+                          activation=self.activation, residual=residual, _sync=sync, _checked=True)
 
     @classmethod
     def convert_sync_batchnorm(cls, module, process_group=None):
