@@ -1,4 +1,4 @@
-"""python -m perf.sm90_codegen [--quick] [--ops gemm,max_pool2d] [--dirs fwd,fwd+bwd]
+"""python -m perf.sm90_codegen [--quick] [--ops gemm,max_pool2d] [--dirs fwd,fwd+bwd] [--model resnet26-quick]
 
 What each benchmark case's kernels compile to on an H100 (sm_90), on a machine without a GPU: per launch
 (for an autotuned kernel, per config the tuner would try), the tile and flag constexprs, warps and stages,
@@ -7,7 +7,9 @@ speed: global loads and stores by width (v4.b32 is 16 bytes a thread; b16 a scal
 and TMA (cp.async.bulk) transfers, tensor-core instructions, and integer divisions (each a long sequence).
 Nothing runs: the host code of each op runs on CPU tensors as on the GPU, with the GPU's SM count, and every
 launch only compiles. Run with TRITON_INTERPRET unset. It found a channels_last max-pool walking NCHW order
-and 138 divisions a thread in the NCHW 7x7 GEMM epilogue; it cannot time anything.
+and 138 divisions a thread in the NCHW 7x7 GEMM epilogue; it cannot time anything. --model compiles instead
+every kernel one training step of a converted perf.models network launches (channels_last, bf16
+autocast), forward and backward: it found the 1000-class head's GEMMs loading one bf16 at a time.
 """
 import argparse
 import os
@@ -121,6 +123,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="the quick benchmark cases (default: full)")
     parser.add_argument("--ops", default="", help="comma-separated ops or families (default: all)")
     parser.add_argument("--dirs", default="fwd,fwd+bwd", help="directions: fwd, fwd+bwd")
+    parser.add_argument("--model", help="a perf.models variant: one converted training step instead of cases")
+    parser.add_argument("--batch", type=int, help="the --model step's batch (default: the variant's)")
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         print("python -m perf.sm90_codegen: unset TRITON_INTERPRET (kernels must compile, not interpret)",
@@ -137,6 +141,8 @@ def main(argv=None):
     print(f"# sm_90 code of the benchmark cases' kernels (compiled on a CPU, not run; triton "
           f"{__import__('triton').__version__}, torch {torch.__version__})\n")
     device = torch.device("cpu")
+    if args.model:
+        return _model_step(args.model, args.batch, recorder)
     for case in select(all_cases("quick" if args.quick else "full"), [op for op in args.ops.split(",") if op]):
         x = case.make_input(device)
         extras = case.make_extras(x)
@@ -146,6 +152,28 @@ def main(argv=None):
             call()
             print(f"## {case.op} {'x'.join(map(str, case.shape))} {str(case.dtype)[6:]} {case.layout} "
                   f"{case.note} {direction}\n\n{_table(recorder.take())}\n", flush=True)
+    return 0
+
+
+def _model_step(variant, batch, recorder):
+    """Tables of the kernels one training step of `variant`, converted, launches: forward, then backward."""
+    import torch
+
+    import tritonlayers
+
+    from .models import build
+    model, default_batch, size = build(variant)
+    model = tritonlayers.convert(model.to(memory_format=torch.channels_last).train(), inplace=True)[0]
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(batch or default_batch, 3, size, size, generator=generator).contiguous(
+        memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(images)
+    forward = recorder.take()
+    logits.float().sum().backward()
+    for name, rows in (("forward", forward), ("backward", recorder.take())):
+        print(f"## {variant} training step, batch {images.shape[0]} at {size}x{size}: {name}\n\n{_table(rows)}\n",
+              flush=True)
     return 0
 
 

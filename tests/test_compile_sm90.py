@@ -60,3 +60,21 @@ def test_head_loads_16_bytes_at_a_time():
     for cells in ([cell.strip() for cell in row.split("|")] for row in backward_gemms + softmax):
         assert "b16" not in cells[names.index("global loads")], cells
         assert "v4.b32" in cells[names.index("global stores")], cells
+
+
+@pytest.mark.skipif(ON_GPU, reason="on a GPU every other test compiles and runs the kernels for real")
+def test_codegen_report_compiles_a_converted_training_step():
+    """perf.sm90_codegen --model: one training step of the dry ResNet, converted, compiles every kernel it
+    launches: the forward's (1x1 convs, BatchNorm, pooling, the head) and the backward's."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run([sys.executable, "-m", "perf.sm90_codegen", "--model", "dry"], env=env,
+                            capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
+    forward, backward = result.stdout.split("## dry training step")[1:]
+    assert ": forward" in forward and ": backward" in backward, result.stdout
+    for kernel in ("gemm_kernel", "batch_norm_forward_resident_kernel", "pool2d_forward_kernel",
+                   "global_pool_forward_kernel"):
+        assert f"| {kernel} |" in forward, kernel
+    for kernel in ("gemm_kernel", "batch_norm_backward_resident_kernel", "pool2d_backward_kernel",
+                   "global_pool_backward_kernel"):
+        assert f"| {kernel} |" in backward, kernel
