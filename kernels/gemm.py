@@ -17,6 +17,7 @@ from .activation import (IDENTITY, activation_backward_from_input, activation_ba
                          apply_activation)
 from .precision import to_compute_dtype
 from .softmax import online_max_sum
+from .tiles import with_divisor
 from .host_math import cdiv, next_power_of_2
 
 
@@ -84,10 +85,7 @@ def _gemm_tile(
     # at unknown alignment and the masks along its contiguous dim split every load and store into single
     # elements (sm_90: b16 loads, no cp.async, in both backward GEMMs of such a head). (M // 8) * 8 is M
     # with its divisor visible; axis_offsets declares the offsets'.
-    if ALIGN > 1:
-        M = (M // ALIGN) * ALIGN
-        N = (N // ALIGN) * ALIGN
-        K = (K // ALIGN) * ALIGN
+    M, N, K = with_divisor(M, ALIGN), with_divisor(N, ALIGN), with_divisor(K, ALIGN)
     # A multi-level axis whose inner sizes are not multiples of 16 (NCHW maps of 7x7 or 14x14 pixels) gets
     # them as constants: divided by a runtime int, every element of a tile's offsets paid a long division
     # (138 per thread in a 128x256 epilogue, which spilled registers); by a constant it is a multiply.

@@ -11,7 +11,7 @@ import triton
 import triton.language as tl
 
 from .precision import compute_full, to_compute_dtype
-from .tiles import tile_offsets
+from .tiles import tile_offsets, with_divisor
 from .host_math import next_power_of_2
 
 
@@ -32,15 +32,6 @@ def _indices(start, BLOCK: tl.constexpr, WIDE_INDEX: tl.constexpr):
     if WIDE_INDEX:
         indices = indices.to(tl.int64)
     return indices
-
-
-@triton.jit
-def _aligned(size, ALIGN: tl.constexpr):
-    """size with the divisor ALIGN (host_math.alignment) visible to the compiler: masks against it keep
-    16-byte accesses along rows of 8 x 125 elements."""
-    if ALIGN > 1:
-        size = (size // ALIGN) * ALIGN
-    return size
 
 
 @triton.jit
@@ -70,7 +61,7 @@ def softmax_forward_kernel(
     LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr,
     WIDE_INDEX: tl.constexpr, ALIGN: tl.constexpr = 0,
 ):
-    num_rows, num_columns = _aligned(num_rows, ALIGN), _aligned(num_columns, ALIGN)
+    num_rows, num_columns = with_divisor(num_rows, ALIGN), with_divisor(num_columns, ALIGN)
     group, column_start = _program_tile(num_columns, BLOCK_C, WIDE_INDEX)
     columns = _indices(column_start, BLOCK_C, WIDE_INDEX)
     column_mask = columns[None, :] < num_columns
@@ -136,7 +127,7 @@ def softmax_normalize_kernel(
         running_max, running_sum = online_max_sum(running_max, running_sum, slot_max, slot_sum, 1)
     log_total = tl.log(running_sum)
     inverse_total = 1 / running_sum
-    num_columns = _aligned(num_columns, ALIGN)
+    num_columns = with_divisor(num_columns, ALIGN)
     row_offsets = rows * row_stride
     if ALIGN > 1:
         row_offsets = tl.multiple_of(row_offsets, ALIGN)
@@ -173,7 +164,7 @@ def softmax_backward_kernel(
     WIDE_INDEX: tl.constexpr, ALIGN: tl.constexpr = 0,
 ):
     """softmax: dx = y * (g - sum(g * y)); log_softmax: dx = g - exp(y) * sum(g)."""
-    num_rows, num_columns = _aligned(num_rows, ALIGN), _aligned(num_columns, ALIGN)
+    num_rows, num_columns = with_divisor(num_rows, ALIGN), with_divisor(num_columns, ALIGN)
     group, column_start = _program_tile(num_columns, BLOCK_C, WIDE_INDEX)
     columns = _indices(column_start, BLOCK_C, WIDE_INDEX)
     column_mask = columns[None, :] < num_columns

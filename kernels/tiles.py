@@ -27,6 +27,15 @@ def tile_coordinates(pid_rows, tile, num_columns, BLOCK_R: tl.constexpr, BLOCK_C
 
 
 @triton.jit
+def with_divisor(size, ALIGN: tl.constexpr):
+    """size with the divisor ALIGN (host_math.alignment; 0: none) visible to the compiler: (size // 8) * 8 is
+    size, and masks against it keep 16-byte accesses along rows of 8 x 125 elements."""
+    if ALIGN > 1:
+        size = (size // ALIGN) * ALIGN
+    return size
+
+
+@triton.jit
 def tile_offsets(group, rows, columns, group_stride, row_stride, column_stride, ALIGN: tl.constexpr = 0):
     """Memory offsets of a [rows, columns] tile of one group. ALIGN (host_math.alignment): a power of two
     dividing the strides that are not 1, declared on the offsets along them (Triton specializes a stride of

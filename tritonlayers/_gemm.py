@@ -9,13 +9,12 @@ import torch
 from ._cache import BoundedCache
 from ._fast_launch import run_kernel
 from ._launch import launch_device, sm_count
-from ._layout import needs_wide_index
+from ._split_k import sum_partials
 from .activation import ActivationSpec
 from .kernels.activation import IDENTITY
 from .kernels.gemm import (INTERPRETED, INTERPRETER_CONFIG, PARTIAL_SOFTMAX, STATS_COLUMNS, gemm_autotuned, gemm_kernel,
                            softmax_epilogue_config)
 from .kernels.host_math import alignment, cdiv
-from .kernels.split_k import sum_partials_kernel, sum_partials_launch
 
 OPERANDS = ("a", "b", "c", "bias")  # axis() spells them out: its key is built on every GEMM call
 SOFTMAX_IDS = {None: 0, "softmax": 1, "log_softmax": 2, "partial": PARTIAL_SOFTMAX.value}
@@ -150,10 +149,8 @@ class _Plan:
             if _divides_slowly(axis_):  # (a two-level axis never reads size1: 1, not a variant per batch size)
                 self.constexprs.update({f"{name}_SIZE1": axis_.size1 if axis_.levels == 3 else 1,
                                         f"{name}_SIZE2": axis_.size2})
-        align = alignment((m.total, n.total, k.total), (*m.strides["a"], *m.strides["c"], *n.strides["b"],
-                                                         *n.strides["c"], *k.strides["a"], *k.strides["b"]))
-        if align:
-            self.constexprs["ALIGN"] = align
+        self.constexprs["ALIGN"] = alignment((m.total, n.total, k.total), (
+            *m.strides["a"], *m.strides["c"], *n.strides["b"], *n.strides["c"], *k.strides["a"], *k.strides["b"]))
         grid = _grid(m.total, n.total, batch.total, a.device)
         self.kernel, self.grid = gemm_autotuned, grid
         if softmax is not None and softmax != "partial":
@@ -248,16 +245,6 @@ def _sum_partials(partials, bias_partials, c, bias_grad, batch, m, n):
         sizes = _level_sizes(batch) + [m.total]
         view = bias_grad.as_strided(sizes, [*batch.strides["bias"], 1])
         view.copy_(bias_partials.sum(0).view(sizes))
-
-
-def sum_partials(partials, out, rows, columns, row_size, outer_stride, row_stride, column_stride):
-    """out[r, c] = sum over splits of the dense partials[s, r, c], cast to out's dtype; out's row r lies at
-    (r // row_size) * outer_stride + (r % row_size) * row_stride (kernels/split_k.py)."""
-    grid, block_s, block, num_warps = sum_partials_launch(partials.shape[0], rows * columns,
-                                                          2 * sm_count(partials.device))
-    run_kernel(sum_partials_kernel, grid, partials, out, partials.shape[0], rows, columns, row_size, outer_stride,
-               row_stride, column_stride, BLOCK_S=block_s, BLOCK=block, WIDE_INDEX=needs_wide_index(partials, out),
-               num_warps=num_warps)
 
 
 def _grid(rows, columns, batches, device):

@@ -14,11 +14,11 @@ from typing import Callable, List, NamedTuple, Optional, Tuple
 import torch
 
 from ._fast_launch import run_kernel
-from ._gemm import sum_partials
 from ._launch import check_tensor, launch_device, sm_count
 from ._layout import needs_wide_index, reduction_geometry
 from ._library import (below_autograd, custom_op, empty_placeholder, mark_written, no_grads, or_placeholders,
                        runs_eagerly, wanted, writing_op)
+from ._split_k import sum_partials
 from .activation import ActivationSpec, resolve_activation
 from .kernels.batch_norm import (batch_norm_backward_input_kernel, batch_norm_backward_reduce_kernel,
                                  batch_norm_backward_resident_kernel, batch_norm_forward_kernel,

@@ -42,8 +42,8 @@ def _launch(kernel, tensors, dim, log):
     align = alignment((num_rows, num_columns), [s for tensor_strides in strides for s in tensor_strides[1:]])
     run_kernel(kernel, grid, *tensors, num_rows, num_columns,
                *(s for tensor_strides in strides for s in tensor_strides), LOG=log, BLOCK_R=block_r,
-               BLOCK_C=block_c, SINGLE_BLOCK=single_block, WIDE_INDEX=needs_wide_index(*tensors), num_warps=num_warps,
-               **({"ALIGN": align} if align else {}))
+               BLOCK_C=block_c, SINGLE_BLOCK=single_block, WIDE_INDEX=needs_wide_index(*tensors), ALIGN=align,
+               num_warps=num_warps)
 
 
 def _as_indexable(dim, *tensors):
@@ -99,8 +99,7 @@ def normalize_partial_softmax(logits, stats, log):
         align = alignment((num_columns,), (num_columns,))
         run_kernel(softmax_normalize_kernel, (cdiv(num_rows, block_r),), logits, stats, num_rows, num_columns,
                    num_columns, num_slots, LOG=log, BLOCK_R=block_r, BLOCK_C=block_c, BLOCK_S=block_s,
-                   WIDE_INDEX=needs_wide_index(logits, stats), num_warps=num_warps,
-                   **({"ALIGN": align} if align else {}))
+                   WIDE_INDEX=needs_wide_index(logits, stats), ALIGN=align, num_warps=num_warps)
 
 
 def _copy_back(written, result):
