@@ -284,6 +284,7 @@ def test_sum_partials_over_many_splits_into_strided_batches(splits):
 CONV_CASES = [
     ((2, 6, 7, 9), 10, 1, 1, "contiguous"),  # NCHW, 63-pixel maps: read once into channels_last
     ((2, 6, 4, 6), 10, 1, 1, "contiguous"),  # NCHW as (n, pixel) columns (24-pixel maps)
+    ((2, 8, 6, 2), 12, 1, 1, "contiguous"),  # NCHW 12-pixel maps: read into channels_last, stored 4 at a time
     ((2, 6, 7, 9), 10, 1, 1, "channels_last"),  # NHWC: one plain GEMM, output stays channels_last
     ((2, 6, 7, 9), 10, 2, 1, "contiguous"),  # strided 1x1 (ResNet downsample): stride in the load
     ((2, 6, 7, 9), 10, (1, 3), 1, "channels_last"),  # different strides per dim
@@ -308,34 +309,40 @@ def test_conv2d_1x1_matches_torch(shape, out_channels, stride, groups, layout, d
         assert y.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_nchw_small_maps_are_read_into_channels_last(monkeypatch):
-    """7x7-like NCHW maps go to the GEMMs as channels_last (outputs and gradients stay NCHW): the forward's
-    input, and in backward the gradient, the saved output the activation's derivative reads, and the input;
-    8-pixel multiples stay as they are."""
+def test_nchw_small_maps_run_in_channels_last(monkeypatch):
+    """7x7-like NCHW maps go to the GEMMs as channels_last: the forward's input, and in backward the gradient,
+    the saved output the activation's derivative reads, and the input; the GEMMs write the output and the
+    input gradient in channels_last too, copied out to NCHW. 8-pixel multiples stay as they are."""
     import tritonlayers.conv
-    formats = []
-    operand = tritonlayers.conv.channels_last_operand
+    formats, copied = [], []
+    operand, copy_into = tritonlayers.conv.channels_last_operand, tritonlayers.conv.copy_into
     monkeypatch.setattr(tritonlayers.conv, "channels_last_operand",
                         lambda x: formats.append(operand(x).is_contiguous(memory_format=torch.channels_last)) or
                         operand(x))
+    monkeypatch.setattr(tritonlayers.conv, "copy_into", lambda dst, src: copied.append(
+        (dst.is_contiguous(), src.is_contiguous(memory_format=torch.channels_last))) or copy_into(dst, src))
     weight = make_input((5, 6, 1, 1), torch.float32, requires_grad=True)
     bias = make_input((5,), torch.float32, requires_grad=True)
     for shape in [(2, 6, 7, 7), (2, 6, 4, 4)]:
         formats.clear()
+        copied.clear()
         x = make_input(shape, torch.float32, requires_grad=True)
         _compare(lambda: TF.conv2d(x, weight, bias, activation="relu"),
                  lambda x, w, b: F.relu(F.conv2d(x, w, b)), [x, weight, bias], torch.float32,
                  shape[0] * shape[2] * shape[3])
         assert TF.conv2d(x, weight).is_contiguous()
         assert formats == [shape[2] == 7] * len(formats) and len(formats) >= 5, formats
+        # the output and the input gradient in _compare, the last forward's output: NCHW from channels_last
+        assert copied == ([(True, True)] * 3 if shape[2] == 7 else []), copied
 
 
-@pytest.mark.parametrize("shape,stride,constant_sizes", [
-    ((2, 6, 7, 9), 1, {"N": (1, 63)}),  # NCHW output pixels (n, hw): 63 per image
-    ((2, 6, 8, 8), 2, {"N": (4, 4)}),  # strided: (n, h, w) in three levels, forward; backward's M and K too
-    ((2, 6, 4, 8), 1, {}),  # 32 pixels a map: runtime sizes (Triton knows they divide by 16)
-], ids=["63-pixel-maps", "strided-4x4-of-8x8", "32-pixel-maps"])
-def test_gemm_gets_sizes_not_multiple_of_16_as_constants(shape, stride, constant_sizes, monkeypatch):
+@pytest.mark.parametrize("shape,stride,constant_sizes,constant_axes", [
+    ((2, 6, 4, 6), 1, {"N": (1, 24)}, 3),  # NCHW pixels (n, hw), 24 per image: forward N, backward's M and K
+    ((2, 6, 7, 9), 1, {}, 0),  # NCHW 63-pixel maps: every GEMM runs in channels_last (one-level pixel axes)
+    ((2, 6, 8, 8), 2, {"N": (4, 4)}, 3),  # strided: (n, h, w) in three levels, forward; backward's M and K too
+    ((2, 6, 4, 8), 1, {}, 0),  # 32 pixels a map: runtime sizes (Triton knows they divide by 16)
+], ids=["24-pixel-maps", "63-pixel-maps", "strided-4x4-of-8x8", "32-pixel-maps"])
+def test_gemm_gets_sizes_not_multiple_of_16_as_constants(shape, stride, constant_sizes, constant_axes, monkeypatch):
     """Multi-level GEMM axes whose inner sizes are not multiples of 16 pass them to the kernel as constants
     (M_SIZE1 / M_SIZE2, ...), the rest as runtime ints; values and gradients match either way."""
     import tritonlayers._gemm
@@ -353,8 +360,8 @@ def test_gemm_gets_sizes_not_multiple_of_16_as_constants(shape, stride, constant
     for name in "MNK":
         expected = constant_sizes.get(name)
         assert (forward.get(f"{name}_SIZE1"), forward.get(f"{name}_SIZE2")) == (expected or (None, None))
-    constant_axes = sum(f"{name}_SIZE2" in plan.constexprs for plan in plans for name in "MNK")
-    assert constant_axes == (0 if not constant_sizes else 3 if stride == 2 else 2), constant_axes
+    found = sum(f"{name}_SIZE2" in plan.constexprs for plan in plans for name in "MNK")
+    assert found == constant_axes, found
 
 
 @pytest.mark.parametrize("features,align", [(20, 4), (24, 8), (32, 0), (7, 0)],

@@ -17,6 +17,7 @@ import torch
 from ._autocast import lower_precision
 from ._gemm import Level, axis, check_same_dtype, gemm
 from ._launch import check_floating, check_tensor
+from ._layout_copy import copy_into, to_memory_format
 from ._library import custom_op, no_grads, or_placeholders, records_grad, wanted
 from .activation import ActivationSpec, resolve_activation
 from .linear import (backward_operand, fuses_bias_grad, gemm_grads_like, materialized, save_for_gemm_backward,
@@ -90,28 +91,50 @@ def _conv_transpose_shape(input, weight, groups):
     return batch, weight.shape[1] * groups, height * weight.shape[2], width * weight.shape[3]
 
 
+def _misaligned_maps(tensor, multiple):
+    """NCHW maps whose pixel count is not a multiple of `multiple`: each channel's row starts where a GEMM
+    cannot load or store 2 * multiple bytes of 16-bit values at a time along the pixels."""
+    return tensor.is_contiguous() and (tensor.shape[2] * tensor.shape[3]) % multiple != 0 and \
+        not tensor.is_contiguous(memory_format=torch.channels_last)
+
+
 def channels_last_operand(input):
-    """A GEMM operand as the GEMM reads it: NCHW maps whose pixel count is not a multiple of 8 (ResNet's 7x7
-    and 14x14) start each channel's row misaligned, so the GEMM cannot load them 16 bytes at a time along the
-    pixels; like cuDNN, read them once into channels_last, where it loads along the channels. Outputs keep
-    the input's format."""
-    if _memory_format(input) == torch.contiguous_format and input.is_contiguous() and \
-            (input.shape[2] * input.shape[3]) % 8:
-        return input.contiguous(memory_format=torch.channels_last)
-    return input
+    """A GEMM operand as the GEMM reads it: NCHW maps of a pixel count not a multiple of 8 (ResNet's 7x7 and
+    14x14) are read once into channels_last, where the GEMM loads 16 bytes at a time along the channels, as
+    cuDNN does (kernels/layout_copy.py)."""
+    return to_memory_format(input, torch.channels_last) if _misaligned_maps(input, 8) else input
+
+
+def _gemm_targets(*tensors, zeros=False):
+    """Where a GEMM writes each output tensor (None stays None): NCHW maps of a pixel count not a multiple of 4
+    (7x7's 49) get a channels_last twin, copied out by _copy_out, else the tensor itself. Stored along 49-pixel rows, every
+    element of a tile took its own 64-bit address: 255 registers and spills in the large tiles on sm_90 (the
+    ResNet-50 stage-4 expand's GEMM took 55 us on the H200, cuDNN 11 us in channels_last plus its
+    transposes). 196-pixel rows (14x14) store 8 bytes at a time without spills: a copy would cost more."""
+    make = torch.zeros_like if zeros else torch.empty_like
+    return tuple(make(tensor, memory_format=torch.channels_last)
+                 if tensor is not None and _misaligned_maps(tensor, 4) else tensor for tensor in tensors)
+
+
+def _copy_out(tensors, targets):
+    for tensor, target in zip(tensors, targets):
+        if target is not tensor:
+            copy_into(tensor, target)
 
 
 def conv1x1_forward(input, weight, bias, stride, groups, spec, store_pre):
     """(output, pre-activation or None) of a 1x1 convolution."""
     batch, out_channels, out_h, out_w = shape = _conv1x1_shape(input, weight, stride)
     in_group, out_group = input.shape[1] // groups, out_channels // groups
-    output, pre = _forward_outputs(shape, input, store_pre)
+    outputs = _forward_outputs(shape, input, store_pre)
+    output, pre = targets = _gemm_targets(*outputs)
     input = channels_last_operand(input)
     batch_axis, m, n, k = _forward_axes(shape, in_group, out_group, input.stride(), weight.stride(), output.stride(),
                                         stride, groups)
     gemm(weight, input, output, batch=batch_axis, m=m, n=n, k=k, bias=bias, bias_along="m", spec=spec, pre=pre,
          allow_tf32=torch.backends.cudnn.allow_tf32, op_name="conv2d")
-    return output, pre
+    _copy_out(outputs, targets)
+    return outputs
 
 
 # The axes of a layer's GEMMs depend on shapes and strides only: cached, as each training step repeats them.
@@ -141,11 +164,13 @@ def conv1x1_backward(grad_output, input, weight, saved, stride, groups, spec, ne
                   op_name="conv2d")
     if needs_input:  # (pixels x in channels) = (pixels x out channels) @ W
         # pixels the strided forward skipped get no gradient: start from zeros then
-        grad_input = (torch.zeros_like if stride != (1, 1) else torch.empty_like)(
-            input, memory_format=_memory_format(input))
+        skips = stride != (1, 1)
+        grad_input = (torch.zeros_like if skips else torch.empty_like)(input, memory_format=_memory_format(input))
+        target, = _gemm_targets(grad_input, zeros=skips)
         batch_axis, m, n, k = _input_grad_axes((batch, out_h, out_w), in_group, out_group, grad.stride(),
-                                               weight.stride(), grad_input.stride(), stride, groups)
-        gemm(grad, weight, grad_input, batch=batch_axis, m=m, n=n, k=k, **common)
+                                               weight.stride(), target.stride(), stride, groups)
+        gemm(grad, weight, target, batch=batch_axis, m=m, n=n, k=k, **common)
+        _copy_out((grad_input,), (target,))
     bias_buffer = _bias_grad_buffer(needs_weight, needs_bias, grad, (groups, out_group), prologue)
     if needs_weight:  # (out channels x in channels) = (out channels x pixels) @ x
         grad_weight = torch.empty_like(weight)
