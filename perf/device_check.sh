@@ -14,7 +14,8 @@
 # A shorter recheck: pick tests and benchmarks, skip a stage with a timeout of 0, and add the host/GPU
 # time split of perf.kernel_times (kernel_times.log and kernel_times.json; skip e2e to stay within 8 files)
 # and perf.host_profile's launch floor and per-case profiles (host_profile.log, HP_TIMEOUT / HP_ARGS); KT_OUT
-# elsewhere than $OUT keeps kernel_times.json (the log's table, as JSON) out of the 8 files:
+# elsewhere than $OUT keeps kernel_times.json (the log's table, as JSON) out of the 8 files; PROFILE_TIMEOUT adds
+# perf.profile's per-layer table of the ResNet-26 step (profile.log):
 #   TEST_ARGS="tests/test_gemm_layers.py" PERF_ARGS="--quick --ops gemm" E2E_TIMEOUT=0 KT_TIMEOUT=60 \
 #     bash perf/device_check.sh
 set -uo pipefail
@@ -56,4 +57,10 @@ stage "${HP_TIMEOUT:-0}" host_profile.log "$PY" -m perf.host_profile ${HP_ARGS:-
 grep -E "^\| |^## |^host us" "$OUT/host_profile.log" 2>/dev/null
 stage "${E2E_TIMEOUT:-150}" e2e.log "$PY" -m perf.e2e --quick --out "$OUT"
 tail -n 50 "$OUT/e2e.log" 2>/dev/null
+# per-layer kernel time of the converted ResNet-26 step against eager (CUDA-graph replays): profile.log holds
+# its table; PROFILE_OUT elsewhere than $OUT keeps profile.json / .md / .png out of the 8 files
+# shellcheck disable=SC2086
+stage "${PROFILE_TIMEOUT:-0}" profile.log "$PY" -m perf.profile ${PROFILE_ARGS:---model resnet26-quick} \
+  --out "${PROFILE_OUT:-$OUT}"
+grep -E "total|^# " "$OUT/profile.log" 2>/dev/null
 ls "$OUT"
