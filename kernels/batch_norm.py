@@ -15,7 +15,7 @@ from .activation import (IDENTITY, activation_backward_from_input, activation_ba
                          apply_activation)
 from .batch_norm_stats import finalize_stats, tile_welford
 from .precision import compute_full, to_compute_dtype
-from .tiles import program_tiles, tile_coordinates, tile_offsets
+from .tiles import TILE_STAGES, program_tiles, tile_coordinates, tile_offsets
 from .host_math import next_power_of_2
 
 
@@ -196,7 +196,7 @@ def batch_norm_backward_reduce_kernel(
     lanes_dz_xhat = tl.zeros((BLOCK_R, BLOCK_C), dtype=mean.dtype)
     lanes_count = tl.zeros((BLOCK_R, BLOCK_C), dtype=mean.dtype)
     first_tile, last_tile = program_tiles(num_groups, num_columns, tiles_per_program, BLOCK_C)
-    for tile in range(first_tile, last_tile):
+    for tile in tl.range(first_tile, last_tile, num_stages=TILE_STAGES):
         group, rows, columns = tile_coordinates(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
         mask = (rows[:, None] < num_channels) & (columns[None, :] < num_columns)
         xhat, dz = tile_dz(

@@ -9,7 +9,7 @@ import triton
 import triton.language as tl
 
 from .precision import compute_full, to_compute_dtype
-from .tiles import program_tiles, tile_coordinates, tile_offsets
+from .tiles import TILE_STAGES, program_tiles, tile_coordinates, tile_offsets
 from .host_math import cdiv, next_power_of_2
 
 
@@ -72,7 +72,7 @@ def batch_norm_stats_kernel(
     shift = tl.sum(x, axis=1) / tl.maximum(tl.sum(lanes_count, axis=1), 1)
     lanes_sum = tl.where(mask, x - shift[:, None], 0)
     lanes_squares = lanes_sum * lanes_sum
-    for tile in range(first_tile + 1, last_tile):
+    for tile in tl.range(first_tile + 1, last_tile, num_stages=TILE_STAGES):
         group, rows, columns = tile_coordinates(pid_rows, tile, num_columns, BLOCK_R, BLOCK_C, WIDE_INDEX)
         mask = (rows[:, None] < num_channels) & (columns[None, :] < num_columns)
         x = to_compute_dtype(tl.load(input_ptr + tile_offsets(group, rows, columns, input_group_stride,
