@@ -124,12 +124,13 @@ def batch_norm_merge_kernel(
     running statistics); else store the merged (count, mean, M2) to merged[3, channels].
 
     BLOCK_P parts are combined per step (one Chan merge per part chained hundreds of dependent steps: 83 us
-    for 528 parts on an H200). Steps merge their means as offsets from the first step's rough mean, so the
-    merges' mean differences keep their digits."""
+    for 528 parts on an H200), the next steps' parts loaded meanwhile (few programs: latency decides). Steps
+    merge their means as offsets from the first step's rough mean, so the merges' mean differences keep
+    their digits."""
     rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     row_mask = rows < num_channels
     count, shift, mean_offset, m2 = merge_parts(partial_ptr, 0, num_parts, num_channels, rows, row_mask, BLOCK_P)
-    for first_part in range(BLOCK_P, num_parts, BLOCK_P):
+    for first_part in tl.range(BLOCK_P, num_parts, BLOCK_P, num_stages=TILE_STAGES):
         step_count, step_mean, step_correction, step_m2 = merge_parts(
             partial_ptr, first_part, num_parts, num_channels, rows, row_mask, BLOCK_P)
         count, mean_offset, m2 = chan_merge(count, mean_offset, m2, step_count, (step_mean - shift) + step_correction,
