@@ -265,6 +265,18 @@ SKINNY_CONFIGS = [
     triton.Config({"BLOCK_M": 256, "BLOCK_N": 64, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=3, num_warps=8),
 ]
 SKINNY_MIN_ROWS = 16384
+# GEMMs whose K takes one or two 64-deep steps (a 1x1 convolution from 64 channels: ResNet's stage-1 expand,
+# the input gradient of its reduce) are bound by writing C. Three or four stages of shared memory buffer
+# steps such a K never takes and leave room for one or two programs an SM, so an SM's loads sit idle while
+# its programs store; with two stages, two or three programs share it. Tried only for such shapes when C
+# is large.
+SHORT_K_CONFIGS = [
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=2, num_warps=4),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=2, num_warps=4),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=2, num_warps=4),
+]
+SHORT_K_MAX_DEPTH = 128
+SHORT_K_MIN_OUTPUTS = 2**22
 # The interpreter runs one modest tile (its numpy matmul does not care, and autotuning would time Python).
 INTERPRETER_CONFIG = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}
 
@@ -279,12 +291,16 @@ def prune_configs(configs, named_args, **kwargs):
     (fp64, which serves gradcheck, over the smallest). Tiles much larger than the problem only compute
     padding, and a persistent grid only pays with more tiles than SMs: both are dropped, so first-call
     tuning compiles and times fewer configs. The last config (the smallest) always stays. The partial
-    softmax tunes over its own configs; tall 16-bit GEMMs of at most 64 columns also over SKINNY_CONFIGS."""
+    softmax tunes over its own configs; tall 16-bit GEMMs of at most 64 columns also over SKINNY_CONFIGS, large
+    16-bit ones with a short K over SHORT_K_CONFIGS."""
     dtype = named_args["a_ptr"].dtype
+    half = dtype in (torch.float16, torch.bfloat16)
     if kwargs.get("SOFTMAX") == PARTIAL_SOFTMAX.value:
         configs = PARTIAL_SOFTMAX_CONFIGS
-    elif named_args["N"] <= 64 and named_args["M"] >= SKINNY_MIN_ROWS and dtype in (torch.float16, torch.bfloat16):
+    elif named_args["N"] <= 64 and named_args["M"] >= SKINNY_MIN_ROWS and half:
         configs = SKINNY_CONFIGS + configs
+    elif named_args["K"] <= SHORT_K_MAX_DEPTH and named_args["M"] * named_args["N"] >= SHORT_K_MIN_OUTPUTS and half:
+        configs = SHORT_K_CONFIGS + configs
     if dtype not in (torch.float16, torch.bfloat16) and kwargs.get("INPUT_PRECISION") != "tf32":
         largest = 32 * 64 if dtype == torch.float64 else 64 * 128
         configs = [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= largest and

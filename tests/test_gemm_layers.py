@@ -101,16 +101,24 @@ def test_partial_softmax_tunes_over_its_thin_tiles(dtype, monkeypatch):
         assert tiles == {(16, 32)}
 
 
-@pytest.mark.parametrize("rows,columns,dtype,skinny", [
-    (100352, 64, torch.bfloat16, True),  # ResNet-50's stage-1 reduce: 32x56x56 pixels, 64 channels
-    (100352, 65, torch.bfloat16, False), (1000, 64, torch.bfloat16, False), (100352, 64, torch.float32, False)])
-def test_tall_skinny_gemms_also_tune_over_tall_tiles(rows, columns, dtype, skinny, monkeypatch):
+@pytest.mark.parametrize("rows,columns,depth,dtype,extra", [
+    (100352, 64, 256, torch.bfloat16, "skinny"),  # ResNet-50's stage-1 reduce: 32x56x56 pixels, 64 channels
+    (100352, 256, 64, torch.bfloat16, "short"),  # its stage-1 expand from 64 channels (and the reduce's dx)
+    (100352, 256, 128, torch.float16, "short"),  # two 64-deep steps
+    (100352, 65, 256, torch.bfloat16, None), (1000, 64, 256, torch.bfloat16, None),
+    (100352, 64, 256, torch.float32, None),  # exact fp32: no tensor-core tiles this big
+    (100352, 256, 129, torch.bfloat16, None), (4096, 512, 64, torch.bfloat16, None),  # K past 2 steps; small C
+    (100352, 256, 64, torch.float32, None)])
+def test_tall_and_short_gemms_also_tune_over_their_tiles(rows, columns, depth, dtype, extra, monkeypatch):
+    """Tall 16-bit GEMMs of at most 64 columns add tall tiles (SKINNY_CONFIGS); large ones whose K takes one or
+    two steps add two-stage tiles (SHORT_K_CONFIGS); the rest tune over the usual configs only."""
     from tritonlayers.kernels import gemm as gemm_kernels
     monkeypatch.setattr(gemm_kernels, "PRUNE_BY_SHAPE", True)
     kept = gemm_kernels.prune_configs(gemm_kernels.CONFIGS, {"a_ptr": torch.empty(1, dtype=dtype), "M": rows,
-                                                             "N": columns}, INPUT_PRECISION="ieee")
-    assert all(config in kept for config in gemm_kernels.SKINNY_CONFIGS) == skinny
-    assert any(config in kept for config in gemm_kernels.SKINNY_CONFIGS) == skinny
+                                                             "N": columns, "K": depth}, INPUT_PRECISION="ieee")
+    for name, extras in (("skinny", gemm_kernels.SKINNY_CONFIGS), ("short", gemm_kernels.SHORT_K_CONFIGS)):
+        assert all(config in kept for config in extras) == (extra == name), name
+        assert any(config in kept for config in extras) == (extra == name), name
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "gelu", "sigmoid", "softmax", "log_softmax",
