@@ -8,6 +8,7 @@ import triton
 import triton.language as tl
 
 from .host_math import cdiv, next_power_of_2
+from .tiles import TILE_STAGES
 
 
 @triton.jit
@@ -15,8 +16,9 @@ def sum_partials_kernel(
     partials_ptr, out_ptr, splits, rows, columns, row_size, outer_stride, row_stride, column_stride,
     BLOCK_S: tl.constexpr, BLOCK: tl.constexpr, WIDE_INDEX: tl.constexpr,
 ):
-    """BLOCK consecutive (row, column) sums a program, BLOCK_S splits a step: a split a step left a few
-    programs walking ~100 splits one dependent load at a time (52 us for a 64x256 weight gradient)."""
+    """BLOCK consecutive (row, column) sums a program, BLOCK_S splits a step, the next steps' splits loaded
+    meanwhile: a split a step left a few programs walking ~100 splits one dependent load at a time (52 us
+    for a 64x256 weight gradient)."""
     flat = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     split_ids = tl.arange(0, BLOCK_S)
     plane = rows * columns
@@ -26,7 +28,7 @@ def sum_partials_kernel(
         plane = plane.to(tl.int64)
     out_mask = flat < plane
     total = tl.zeros((BLOCK,), dtype=partials_ptr.dtype.element_ty)
-    for first_split in range(0, splits, BLOCK_S):
+    for first_split in tl.range(0, splits, BLOCK_S, num_stages=TILE_STAGES):
         split = first_split + split_ids
         mask = (split[:, None] < splits) & out_mask[None, :]
         total += tl.sum(tl.load(partials_ptr + split[:, None] * plane + flat[None, :], mask=mask, other=0), axis=0)

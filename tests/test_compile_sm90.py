@@ -94,10 +94,12 @@ def _codegen_rows(ops, dirs, kernel_prefixes):
 
 
 @pytest.mark.skipif(ON_GPU, reason="on a GPU every other test compiles and runs the kernels for real")
-def test_batch_norm_reductions_load_tiles_ahead():
-    """BatchNorm's statistics, their merge and the backward sums copy their next tiles into shared memory while
-    summing one (cp.async): one load a thread in flight held them to a third of the bandwidth."""
-    kernels = {"batch_norm_stats_kernel", "batch_norm_merge_kernel", "batch_norm_backward_reduce_kernel"}
+def test_reductions_load_tiles_ahead():
+    """BatchNorm's statistics, their merge, the backward sums and the sum of their split partials copy their
+    next tiles into shared memory while summing one (cp.async): one load a thread in flight held them to a
+    third of the bandwidth."""
+    kernels = {"batch_norm_stats_kernel", "batch_norm_merge_kernel", "batch_norm_backward_reduce_kernel",
+               "sum_partials_kernel"}
     cases = _codegen_rows("batch_norm", "fwd+bwd", tuple(kernels))
     rows = [row for case_rows in cases.values() for row in case_rows]
     assert {row["kernel"] for row in rows} == kernels, cases
