@@ -105,14 +105,14 @@ def channels_last_operand(input):
     return to_memory_format(input, torch.channels_last) if _misaligned_maps(input, 8) else input
 
 
-def _gemm_targets(*tensors, zeros=False):
+def _gemm_targets(*tensors):
     """Where a GEMM writes each output tensor (None stays None): NCHW maps of a pixel count not a multiple of 4
-    (7x7's 49) get a channels_last twin, copied out by _copy_out, else the tensor itself. Stored along 49-pixel rows, every
-    element of a tile took its own 64-bit address: 255 registers and spills in the large tiles on sm_90 (the
-    ResNet-50 stage-4 expand's GEMM took 55 us on the H200, cuDNN 11 us in channels_last plus its
-    transposes). 196-pixel rows (14x14) store 8 bytes at a time without spills: a copy would cost more."""
-    make = torch.zeros_like if zeros else torch.empty_like
-    return tuple(make(tensor, memory_format=torch.channels_last)
+    (7x7's 49) get a channels_last twin, copied out by _copy_out, else the tensor itself. Stored along
+    49-pixel rows, every element of a tile took its own 64-bit address: 255 registers and spills in the large
+    tiles on sm_90 (the ResNet-50 stage-4 expand's GEMM took 55 us on the H200, cuDNN 11 us in channels_last
+    plus its transposes). 196-pixel rows (14x14) store 8 bytes at a time without spills: a copy would cost
+    more."""
+    return tuple(torch.empty_like(tensor, memory_format=torch.channels_last)
                  if tensor is not None and _misaligned_maps(tensor, 4) else tensor for tensor in tensors)
 
 
@@ -163,10 +163,10 @@ def conv1x1_backward(grad_output, input, weight, saved, stride, groups, spec, ne
     common = dict(a_saved=a_saved, prologue=prologue, spec=spec, allow_tf32=torch.backends.cudnn.allow_tf32,
                   op_name="conv2d")
     if needs_input:  # (pixels x in channels) = (pixels x out channels) @ W
-        # pixels the strided forward skipped get no gradient: start from zeros then
-        skips = stride != (1, 1)
-        grad_input = (torch.zeros_like if skips else torch.empty_like)(input, memory_format=_memory_format(input))
-        target, = _gemm_targets(grad_input, zeros=skips)
+        grad_input = torch.empty_like(input, memory_format=_memory_format(input))
+        target, = _gemm_targets(grad_input)
+        if stride != (1, 1):  # pixels the strided forward skipped get no gradient
+            target.zero_()
         batch_axis, m, n, k = _input_grad_axes((batch, out_h, out_w), in_group, out_group, grad.stride(),
                                                weight.stride(), target.stride(), stride, groups)
         gemm(grad, weight, target, batch=batch_axis, m=m, n=n, k=k, **common)
