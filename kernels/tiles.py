@@ -70,12 +70,13 @@ def program_tiles(num_groups, num_columns, tiles_per_program, BLOCK_C: tl.conste
 TILE = 2048
 
 
-def tile_launch_config(num_rows, num_columns, rows_contiguous, tile=TILE):
-    """(BLOCK_R, BLOCK_C, num_warps): tiles long along whichever of rows / columns is contiguous."""
+def tile_launch_config(num_rows, num_columns, rows_contiguous, tile=TILE, max_block_r=TILE):
+    """(BLOCK_R, BLOCK_C, num_warps): tiles long along whichever of rows / columns is contiguous (contiguous
+    rows at most max_block_r of them)."""
     rows_pow2 = next_power_of_2(num_rows)
     columns_pow2 = next_power_of_2(num_columns)
     if rows_contiguous:
-        block_r = min(rows_pow2, tile)
+        block_r = min(rows_pow2, tile, max_block_r)
         block_c = max(1, min(columns_pow2, tile // block_r))
     else:
         block_c = min(columns_pow2, tile)
@@ -83,10 +84,10 @@ def tile_launch_config(num_rows, num_columns, rows_contiguous, tile=TILE):
     return block_r, block_c, max(1, min(8, block_r * block_c // 256))
 
 
-def split_columns(num_groups, num_columns, block_c, row_blocks, programs_wanted):
+def split_columns(num_groups, num_columns, block_c, row_blocks, programs_wanted, max_splits=65535):
     """(tiles_per_program, splits): column tiles spread over about programs_wanted programs in all, and
-    never more than 65535 splits (the grid's second axis)."""
+    never more than max_splits splits (at most 65535: the grid's second axis)."""
     tiles = num_groups * cdiv(num_columns, block_c)
     target = max(1, programs_wanted // row_blocks)
-    tiles_per_program = max(1, cdiv(tiles, target), cdiv(tiles, 65535))
+    tiles_per_program = max(1, cdiv(tiles, target), cdiv(tiles, min(max_splits, 65535)))
     return tiles_per_program, cdiv(tiles, tiles_per_program)

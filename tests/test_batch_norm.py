@@ -121,7 +121,27 @@ def test_split_path_on_a_large_map():
     # 2 x 3 x 65 x 70: 9100 values per channel, past the resident tile: statistics split over programs
     x = make_input((2, 3, 65, 70), torch.float32)
     assert _path(x) == "split"
+    geometry = bn_host.reduction_geometry(1, x, x)
+    assert bn_host._split_config(geometry, x.device, x.element_size())["splits"] > 1  # partials merged, summed
     _check((2, 3, 65, 70), "contiguous", torch.float32)
+
+
+@pytest.mark.parametrize("shape,layout", [
+    ((32, 2048, 4, 4), "channels_last"),  # ResNet stage 4 at 128x128: was 512 splits of 2048-channel tiles
+    ((32, 1024, 8, 8), "channels_last"), ((32, 256, 56, 56), "channels_last"),
+    ((32, 2048, 7, 7), "contiguous"), ((32, 64, 112, 112), "contiguous")])
+def test_split_sums_stay_small_against_the_input(shape, layout, monkeypatch):
+    """On a 132-SM GPU, the split path's partial sums (3 fp32 per channel and split) stay within an eighth
+    of a bf16 input's bytes, channels_last tiles at most 64 channels wide, and the grid still fills the SMs
+    where the input has the tiles for it."""
+    monkeypatch.setattr(bn_host, "sm_count", lambda device: 132)
+    x = torch.empty(shape, dtype=torch.bfloat16).contiguous(
+        memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
+    config = bn_host._split_config(bn_host.reduction_geometry(1, x, x), x.device, x.element_size())
+    assert config["splits"] * 3 * shape[1] * 4 <= x.numel() * x.element_size() / bn_host.PARTIAL_SHARE, config
+    if layout == "channels_last":
+        assert config["block_r"] <= bn_host.CHANNEL_BLOCK, config
+    assert config["grid"][0] * config["grid"][1] >= 132, config
 
 
 @pytest.mark.parametrize("wanted", [("weight", "bias"), ("weight",), ("input", "bias")],

@@ -57,11 +57,22 @@ def _flat_strides(strides):
     return [s for tensor_strides in strides for s in tensor_strides]
 
 
-def _split_config(geometry, device):
+# Each column split writes three fp32 sums per channel for the merge (or the split-K sum) to read back: they
+# stay within 1 / PARTIAL_SHARE of the input's bytes. Tiles along contiguous channels (channels_last) span
+# at most CHANNEL_BLOCK of them, so a short map gets its programs from channel blocks rather than splits:
+# 2048 channels a tile split a 32x2048x4x4 batch 512 ways, whose sums were six times the input's bytes.
+PARTIAL_SHARE = 8
+CHANNEL_BLOCK = 64
+
+
+def _split_config(geometry, device, element_size):
     num_groups, num_channels, num_columns, strides = geometry
-    block_r, block_c, num_warps = tile_launch_config(num_channels, num_columns, strides[0][1] == 1)
+    block_r, block_c, num_warps = tile_launch_config(num_channels, num_columns, strides[0][1] == 1,
+                                                     max_block_r=CHANNEL_BLOCK)
     row_blocks = cdiv(num_channels, block_r)
-    tiles_per_program, splits = split_columns(num_groups, num_columns, block_c, row_blocks, 4 * sm_count(device))
+    max_splits = max(1, num_groups * num_columns * element_size // (PARTIAL_SHARE * 3 * 4))
+    tiles_per_program, splits = split_columns(num_groups, num_columns, block_c, row_blocks, 4 * sm_count(device),
+                                              max_splits)
     return dict(block_r=block_r, block_c=block_c, num_warps=num_warps, grid=(row_blocks, splits),
                 tiles_per_program=tiles_per_program, splits=splits)
 
@@ -119,7 +130,7 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
                 num_groups * num_columns, *_flat_strides(strides), momentum, eps, spec.param_a, spec.param_b,
                 UPDATE_RUNNING=update_running, **resident, **common)
         else:
-            config = _split_config(geometry, input.device)
+            config = _split_config(geometry, input.device, input.element_size())
             wide = needs_wide_index(x, res, out)
             if training:
                 partial = torch.empty(config["splits"], 3, num_channels, dtype=stats_dtype, device=input.device)
@@ -201,7 +212,7 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
                 num_groups * num_columns, *_flat_strides(strides), spec.param_a, spec.param_b,
                 GRAD_RESIDUAL=needs_residual, **resident, **common, **stores_param_grads)
         else:
-            config = _split_config(geometry, input.device)
+            config = _split_config(geometry, input.device, input.element_size())
             wide = needs_wide_index(go, x, sv, gi, gr)
             launch = dict(BLOCK_R=config["block_r"], BLOCK_C=config["block_c"], WIDE_INDEX=wide,
                           num_warps=config["num_warps"], USE_RUNNING=not training, **common)
