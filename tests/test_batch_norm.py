@@ -246,11 +246,13 @@ def test_fused_resident_with_many_channels():
     _check((3, 21, 7, 9), "channels_last", torch.float32, activation="relu", with_residual=True)
 
 
-@pytest.mark.parametrize("activation,saved", [(None, None), ("relu", "output"), ("gelu", "residual")])
-def test_saves_the_cheapest_thing(activation, saved):
+@pytest.mark.parametrize("activation,with_residual,saved", [
+    (None, True, None), ("relu", True, "output"), ("gelu", True, "residual"),
+    ("relu", False, None), ("sigmoid", False, None)])  # without a residual, backward recomputes it from x
+def test_saves_the_cheapest_thing(activation, with_residual, saved):
     x = make_input((4, 3, 5, 5), torch.float16, requires_grad=True)
     weight, bias = _params(3, torch.float32)
-    residual = make_input((4, 3, 5, 5), torch.float16)
+    residual = make_input((4, 3, 5, 5), torch.float16) if with_residual else None
     y = TF.batch_norm(x, None, None, weight, bias, True, activation=activation, residual=residual)
     _, _, _, mean, invstd, extra = y.grad_fn.saved_tensors
     assert mean.dtype == torch.float32 and invstd.dtype == torch.float32  # fp32 statistics for fp16 input

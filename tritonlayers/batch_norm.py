@@ -266,8 +266,8 @@ class BatchNormFunction(torch.autograd.Function):
     register_autograd takes only ops that write nothing), and of SyncBatchNorm's calls (`sync` given), which
     run the host functions directly: an op cannot take the callables that join the ranks.
 
-    Saves the input, weight, bias, the statistics used (batch ones, or the running buffers in eval) and, for a
-    fused activation, the output (where it determines the derivative) or the residual."""
+    Saves the input, weight, bias, the statistics used (batch ones, or the running buffers in eval) and, for an
+    activation fused with a residual, the output (where it determines the derivative) or the residual."""
 
     @staticmethod
     def forward(ctx, input, weight, bias, residual, running_mean, running_var, training, momentum, eps, activation,
@@ -284,7 +284,10 @@ class BatchNormFunction(torch.autograd.Function):
                                                       momentum, eps, residual, spec, sync, output_dtype)
         ctx.mark_non_differentiable(mean, invstd)
         ctx.set_materialize_grads(False)  # else backward gets zero-filled grad_mean and grad_invstd
-        ctx.saved_is_output = spec.name != "identity" and spec.output_determines_gradient
+        # a fused activation's derivative: from the output when a residual went into it (one read either way),
+        # else from the pre-activation the backward recomputes from x, which it reads anyway (a read less in
+        # both backward passes than reading the output)
+        ctx.saved_is_output = spec.name != "identity" and spec.output_determines_gradient and residual is not None
         saved = output if ctx.saved_is_output else residual if spec.name != "identity" else None
         used = (mean, invstd) if training else (running_mean, running_var)
         ctx.save_for_backward(input, weight, bias, *used, saved)
