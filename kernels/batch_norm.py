@@ -48,19 +48,27 @@ def channel_parameters(rows, row_mask, mean_ptr, invstd_ptr, weight_ptr, bias_pt
 
 
 @triton.jit
+def pre_activation(centered, invstd, weight, bias):
+    """(x - mean) * invstd * weight + bias of a tile from its centered values: the forward's pre-activation,
+    recomputed by backward with the same operations, so an activation's derivative sees the very value the
+    forward activated (relu's at 0 included). Centering first keeps digits when the mean is large next to
+    the spread."""
+    return centered * (invstd * weight)[:, None] + bias[:, None]
+
+
+@triton.jit
 def normalize(x, mean, invstd, weight, bias, residual, ACTIVATION: tl.constexpr, param_a, param_b,
               HAS_RESIDUAL: tl.constexpr):
-    """activation((x - mean) * invstd * weight + bias + residual) for a [rows, columns] tile. Centering
-    first keeps digits when the mean is large next to the spread."""
-    z = (x - mean[:, None]) * (invstd * weight)[:, None] + bias[:, None]
+    """activation((x - mean) * invstd * weight + bias + residual) for a [rows, columns] tile."""
+    z = pre_activation(x - mean[:, None], invstd, weight, bias)
     if HAS_RESIDUAL:
         z += residual
     return apply_activation(z, ACTIVATION, param_a, param_b)
 
 
 @triton.jit
-def pre_activation_grad(grad, xhat, weight, bias, saved, ACTIVATION: tl.constexpr, SAVED_IS_OUTPUT: tl.constexpr,
-                        HAS_RESIDUAL: tl.constexpr, param_a, param_b):
+def pre_activation_grad(grad, centered, invstd, weight, bias, saved, ACTIVATION: tl.constexpr,
+                        SAVED_IS_OUTPUT: tl.constexpr, HAS_RESIDUAL: tl.constexpr, param_a, param_b):
     """d loss / d (BN(x) + residual): through the activation from the saved output, or from the recomputed
     pre-activation (saved then holds the residual, if any)."""
     if ACTIVATION == IDENTITY:
@@ -68,7 +76,7 @@ def pre_activation_grad(grad, xhat, weight, bias, saved, ACTIVATION: tl.constexp
     elif SAVED_IS_OUTPUT:
         return activation_backward_from_output(grad, saved, ACTIVATION, param_a, param_b)
     else:
-        z = xhat * weight[:, None] + bias[:, None]
+        z = pre_activation(centered, invstd, weight, bias)
         if HAS_RESIDUAL:
             z += saved
         return activation_backward_from_input(grad, z, ACTIVATION, param_a, param_b)
@@ -80,12 +88,13 @@ def tile_dz(grad_pointers, input_pointers, saved_pointers, mask, mean, invstd, w
     """(xhat, dz) of a backward tile: the normalized input and the gradient before the activation (0 where
     masked). The saved tensor is read only when the activation needs it."""
     grad = to_compute_dtype(tl.load(grad_pointers, mask=mask, other=0))
-    xhat = (to_compute_dtype(tl.load(input_pointers, mask=mask, other=0)) - mean[:, None]) * invstd[:, None]
+    centered = to_compute_dtype(tl.load(input_pointers, mask=mask, other=0)) - mean[:, None]
+    xhat = centered * invstd[:, None]
     saved = grad
     if ACTIVATION != IDENTITY and (SAVED_IS_OUTPUT or HAS_RESIDUAL):
         saved = to_compute_dtype(tl.load(saved_pointers, mask=mask, other=0))
-    dz = pre_activation_grad(grad, xhat, weight, bias, saved, ACTIVATION, SAVED_IS_OUTPUT, HAS_RESIDUAL, param_a,
-                             param_b)
+    dz = pre_activation_grad(grad, centered, invstd, weight, bias, saved, ACTIVATION, SAVED_IS_OUTPUT, HAS_RESIDUAL,
+                             param_a, param_b)
     return xhat, tl.where(mask, dz, 0)
 
 

@@ -260,6 +260,28 @@ def test_saves_the_cheapest_thing(activation, with_residual, saved):
     assert (extra is None) if expected is None else torch.equal(extra, expected)
 
 
+@pytest.mark.parametrize("path", ["resident", "split"])
+def test_relu_at_zero_on_a_constant_channel(path, request):
+    """A constant channel with zero bias puts BN + relu exactly at 0, where relu's derivative is 0 (torch's,
+    from the output): backward's recomputed pre-activation must be that same 0, not a rounding away."""
+    if path == "split":
+        request.getfixturevalue("split_only")
+    x = make_input((4, 3, 5, 5), torch.float32)
+    x[:, 0] = 2.5
+    x.requires_grad_()
+    weight = make_input((3,), torch.float32, low=0.5, high=1.5, requires_grad=True)
+    bias = torch.tensor([0.0, 0.3, -0.2], device=DEVICE, requires_grad=True)
+    grad_output = make_input(x.shape, torch.float32, low=-1, high=1)
+    grads = torch.autograd.grad(TF.batch_norm(x, None, None, weight, bias, True, activation="relu"),
+                                (x, weight, bias), grad_output)
+    leaves64 = [t.detach().double().requires_grad_() for t in (x, weight, bias)]
+    expected = torch.autograd.grad(F.relu(F.batch_norm(leaves64[0], None, None, *leaves64[1:], True)), leaves64,
+                                   grad_output.double())
+    for name, grad, expected_grad in zip(("input", "weight", "bias"), grads, expected):
+        assert torch.all(grad[:, 0] == 0) if name == "input" else grad[0] == 0, name
+        assert_close(grad, expected_grad, torch.float32, scale_atol=100, name=name)
+
+
 def test_int64_index_path(wide_index, split_only):
     _check((3, 5, 4, 7), "channels_last", torch.float32, activation="relu", with_residual=True)
 
