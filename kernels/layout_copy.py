@@ -40,9 +40,9 @@ COPY_TILE = 4096
 
 
 def layout_copy_launch_config(num_groups, num_rows, num_columns, tile=COPY_TILE):
-    """(grid, BLOCK_R, BLOCK_C, num_warps): square-ish tiles, so both the load's contiguous dim and the
-    store's span whole 16-byte sectors; a short dim (49 pixels) takes its power of two and the other the
-    rest of the tile."""
+    """(grid, BLOCK_R, BLOCK_C, num_warps): square-ish tiles, so the load's contiguous dim and the store's
+    both span whole memory sectors; a short dim (49 pixels) takes its power of two and the other the rest of
+    the tile."""
     block_c = min(next_power_of_2(num_columns), 64)
     block_r = min(next_power_of_2(num_rows), max(64, tile // block_c))
     block_c = min(next_power_of_2(num_columns), max(block_c, tile // block_r))

@@ -1,9 +1,10 @@
 """Host side of kernels/layout_copy.py: a 4-D tensor copied into another memory layout in one launch (the
-1x1 convolution's NCHW maps of odd pixel counts go through channels_last, as cuDNN's do)."""
+1x1 convolution's GEMMs read NCHW 7x7 and 14x14 maps in channels_last and write 7x7 ones there, as cuDNN's
+kernels do)."""
 import torch
 
-from ._cache import BoundedCache
 from . import _layout
+from ._cache import BoundedCache
 from ._fast_launch import run_kernel
 from ._launch import launch_device
 from ._layout import needs_wide_index, reduction_geometry
