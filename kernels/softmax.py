@@ -5,13 +5,14 @@ program vectorizes over (the most contiguous remaining one), so softmax over a n
 tensor reads contiguous columns instead of transposing. A program owns BLOCK_C columns of one group:
 - single block (BLOCK_R >= rows): the tile stays in registers; memory is read once, written once;
 - multi block: an online max/sum pass over row chunks, then a second pass that writes.
-softmax_normalize_kernel finishes a linear layer's softmax head whose rows span several GEMM tiles.
+softmax_normalize_kernel finishes a linear layer's softmax head whose rows span several GEMM tiles, and
+softmax_split_k_kernel one whose GEMM split K.
 """
 import triton
 import triton.language as tl
 
 from .precision import compute_full, to_compute_dtype
-from .tiles import tile_offsets, with_divisor
+from .tiles import TILE_STAGES, tile_offsets, with_divisor
 from .host_math import next_power_of_2
 
 
@@ -141,6 +142,50 @@ def softmax_normalize_kernel(
         else:
             y = tl.exp(shifted) * inverse_total[:, None]
         tl.store(pointers, y.to(logits_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def softmax_split_k_kernel(
+    partials_ptr, bias_ptr, output_ptr, num_splits, num_rows, num_columns,
+    HAS_BIAS: tl.constexpr, LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    WIDE_INDEX: tl.constexpr, ALIGN: tl.constexpr = 0,
+):
+    """Rows of a split-K linear head -> softmax / log_softmax: partials is dense (splits, rows, columns) in the
+    accumulator's dtype, output dense (rows, columns), a row within one BLOCK_C tile. Each logit is the sum
+    over splits plus the bias, rounded to the output's dtype (as a GEMM would store it) before normalizing."""
+    rows = _indices(tl.program_id(0) * BLOCK_R, BLOCK_R, WIDE_INDEX)
+    columns = tl.arange(0, BLOCK_C)
+    num_columns = with_divisor(num_columns, ALIGN)
+    column_mask = columns < num_columns
+    mask = (rows < num_rows)[:, None] & column_mask[None, :]
+    row_offsets = rows * num_columns
+    if ALIGN > 1:
+        row_offsets = tl.multiple_of(row_offsets, ALIGN)
+    offsets = row_offsets[:, None] + columns[None, :]
+    plane = num_rows * num_columns
+    if WIDE_INDEX:
+        plane = plane.to(tl.int64)
+    logits = tl.zeros((BLOCK_R, BLOCK_C), dtype=partials_ptr.dtype.element_ty)
+    for split in tl.range(0, num_splits, num_stages=TILE_STAGES):
+        logits += tl.load(partials_ptr + split * plane + offsets, mask=mask, other=0)
+    if HAS_BIAS:
+        logits += tl.load(bias_ptr + columns, mask=column_mask, other=0).to(logits.dtype)[None, :]
+    logits = tl.where(mask, logits.to(output_ptr.dtype.element_ty).to(logits.dtype), float("-inf"))
+    shifted = logits - tl.max(logits, axis=1)[:, None]
+    exp_shifted = tl.where(mask, tl.exp(shifted), 0)
+    total = tl.sum(exp_shifted, axis=1)
+    if LOG:
+        y = shifted - tl.log(total)[:, None]
+    else:
+        y = exp_shifted / total[:, None]
+    tl.store(output_ptr + offsets, y.to(output_ptr.dtype.element_ty), mask=mask)
+
+
+def split_k_softmax_launch_config(num_rows, num_columns, tile=2048):
+    """(BLOCK_R, BLOCK_C, num_warps) of softmax_split_k_kernel: whole rows, several short ones a program."""
+    block_c = next_power_of_2(num_columns)
+    block_r = max(1, min(next_power_of_2(num_rows), tile // block_c))
+    return block_r, block_c, max(1, min(8, block_r * block_c // 256))
 
 
 @triton.jit

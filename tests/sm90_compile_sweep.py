@@ -164,6 +164,20 @@ def sweep_gemm(F, dtypes):
             bias = torch.empty(3, dtype=dtype, requires_grad=True)
             _grad(F.conv_transpose2d(image, weight, bias, 2, activation="gelu"), [image, weight, bias])
         _split_k_weight_gradient(F, dtype)
+        _split_k_head(F, dtype)
+
+
+def _split_k_head(F, dtype):
+    """A softmax head whose GEMM splits K (forced on a small shape): partial logits, softmax_split_k_kernel."""
+    import tritonlayers.linear as linear_host
+    depth = linear_host.HEAD_SPLIT_DEPTH
+    linear_host.HEAD_SPLIT_DEPTH = 8
+    try:
+        x = torch.empty(64, 40, dtype=dtype, requires_grad=True)
+        for head, bias in (("softmax", torch.empty(45, dtype=dtype)), ("log_softmax", None)):
+            _grad(F.linear(x, torch.empty(45, 40, dtype=dtype, requires_grad=True), bias, activation=head), [x])
+    finally:
+        linear_host.HEAD_SPLIT_DEPTH = depth
 
 
 def _split_k_weight_gradient(F, dtype):

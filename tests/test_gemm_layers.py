@@ -164,6 +164,40 @@ def test_linear_head_across_tiles(rows, features, why, head, dtype, monkeypatch)
     assert_close(y, expected, dtype, scale_atol=24)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("head", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("features,with_bias", [(45, True), (130, False)], ids=["45-features", "130-no-bias"])
+def test_linear_head_split_k(features, with_bias, head, dtype, monkeypatch):
+    """A head with fewer output tiles than SMs splits K (here 40 into 5 chunks of 8, on a pretend 132-SM GPU):
+    partial logits from a batch of GEMMs, summed with the bias and normalized by one pass; values and
+    gradients, leading dims, a -inf bias column and a NaN input row as in torch."""
+    import tritonlayers.linear
+    monkeypatch.setattr(tritonlayers.linear, "sm_count", lambda device: 132)
+    monkeypatch.setattr(tritonlayers.linear, "HEAD_SPLIT_DEPTH", 8)
+    assert tritonlayers.linear.head_splits(6, features, 40, DEVICE) == 5
+    calls = []
+    finish = tritonlayers.linear.softmax_from_split_k
+    monkeypatch.setattr(tritonlayers.linear, "softmax_from_split_k",
+                        lambda partials, *args, **kwargs: calls.append(partials.shape) or finish(partials, *args,
+                                                                                                   **kwargs))
+    x = make_input((2, 3, 40), dtype, low=-1, high=1, requires_grad=True)
+    weight = make_input((features, 40), dtype, low=-1, high=1, requires_grad=True)
+    bias = make_input((features,), dtype, requires_grad=True) if with_bias else None
+    leaves = [x, weight] + ([bias] if with_bias else [])
+    _compare(lambda: TF.linear(x, weight, bias, activation=head),
+             lambda x, w, b=None: _head(F.linear(x, w, b), head), leaves, dtype, 40)
+    assert calls == [(5, 2, 3, features)]
+    with torch.no_grad():
+        nan_x = x.clone()
+        nan_x[0, 1, 3] = float("nan")
+        masked_bias = torch.zeros(features, dtype=dtype, device=DEVICE)
+        masked_bias[0] = float("-inf")
+    y = TF.linear(nan_x, weight, masked_bias, activation=head)
+    expected = _head(F.linear(nan_x.double(), weight.double(), masked_bias.double()), head)
+    assert bool(torch.isnan(y[0, 1]).all())
+    assert_close(y, expected, dtype, scale_atol=40)
+
+
 def test_linear_head_normalize_walks_slots_and_columns_in_chunks(monkeypatch):
     """The normalization pass with tiny tiles: the row's 9 stats slots in 3 chunks (the online combine across
     chunks) and its 1030 logits in chunks of 4."""

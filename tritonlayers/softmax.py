@@ -11,7 +11,8 @@ from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
 from ._library import custom_op
 from .kernels.host_math import alignment, cdiv
 from .kernels.softmax import (normalize_launch_config, softmax_backward_kernel, softmax_forward_kernel,
-                              softmax_launch_config, softmax_normalize_kernel)
+                              softmax_launch_config, softmax_normalize_kernel, softmax_split_k_kernel,
+                              split_k_softmax_launch_config)
 
 
 def normalize_dim(dim, ndim):
@@ -100,6 +101,22 @@ def normalize_partial_softmax(logits, stats, log):
         run_kernel(softmax_normalize_kernel, (cdiv(num_rows, block_r),), logits, stats, num_rows, num_columns,
                    num_columns, num_slots, LOG=log, BLOCK_R=block_r, BLOCK_C=block_c, BLOCK_S=block_s,
                    WIDE_INDEX=needs_wide_index(logits, stats), ALIGN=align, num_warps=num_warps)
+
+
+def softmax_from_split_k(partials, bias, output, log):
+    """output (contiguous [..., features], a row within one tile) = softmax / log_softmax over the features of
+    the dense (splits, ..., features) partial logits of a split-K GEMM, summed, plus bias (or None)."""
+    num_columns = output.shape[-1]
+    if output.numel() == 0:
+        return
+    num_rows = output.numel() // num_columns
+    block_r, block_c, num_warps = split_k_softmax_launch_config(num_rows, num_columns)
+    with launch_device("log_softmax" if log else "softmax", partials, bias, output):
+        run_kernel(softmax_split_k_kernel, (cdiv(num_rows, block_r),), partials,
+                   bias if bias is not None else partials, output, partials.shape[0], num_rows, num_columns,
+                   HAS_BIAS=bias is not None, LOG=log, BLOCK_R=block_r, BLOCK_C=block_c,
+                   WIDE_INDEX=needs_wide_index(partials, output), ALIGN=alignment((num_columns,), (num_columns,)),
+                   num_warps=num_warps)
 
 
 def _copy_back(written, result):
