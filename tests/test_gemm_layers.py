@@ -198,6 +198,22 @@ def test_linear_head_split_k(features, with_bias, head, dtype, monkeypatch):
     assert_close(y, expected, dtype, scale_atol=40)
 
 
+@pytest.mark.parametrize("shape", [(0, 40), (2, 0, 40), (3, 0)], ids=["no-rows", "empty-leading-dim", "no-inputs"])
+@pytest.mark.parametrize("sms", [4, 132])
+def test_linear_head_on_empty_inputs(shape, sms, monkeypatch):
+    """Heads over no rows, or over no input features (the bias alone, here zeros: a uniform softmax), as torch;
+    on a pretend 132-SM GPU as well (where the head split would divide by the tiles of no rows)."""
+    import tritonlayers.linear
+    monkeypatch.setattr(tritonlayers.linear, "sm_count", lambda device: sms)
+    x = make_input(shape, torch.float32, requires_grad=True)
+    weight = make_input((45, shape[-1]), torch.float32, requires_grad=True)
+    for head in ("softmax", "log_softmax"):
+        y = TF.linear(x, weight, activation=head)
+        assert_close(y, _head(F.linear(x.double(), weight.double()), head), torch.float32)
+        grad_x, grad_weight = torch.autograd.grad(y.sum(), (x, weight))
+        assert grad_x.shape == x.shape and grad_weight.shape == weight.shape
+
+
 def test_linear_head_normalize_walks_slots_and_columns_in_chunks(monkeypatch):
     """The normalization pass with tiny tiles: the row's 9 stats slots in 3 chunks (the online combine across
     chunks) and its 1030 logits in chunks of 4."""

@@ -89,7 +89,7 @@ def head_splits(rows, features, depth, device):
     """How many K chunks a softmax head's GEMM runs as (1: no split): about two programs per SM, chunks at
     least HEAD_SPLIT_DEPTH deep and dividing K."""
     tiles = cdiv(rows, 128) * cdiv(features, 128)
-    if features > HEAD_SPLIT_MAX_FEATURES or tiles >= sm_count(device):
+    if tiles == 0 or features > HEAD_SPLIT_MAX_FEATURES or tiles >= sm_count(device):
         return 1
     most = min(cdiv(2 * sm_count(device), tiles), depth // HEAD_SPLIT_DEPTH)
     return max((splits for splits in range(1, most + 1) if depth % splits == 0), default=1)
