@@ -263,7 +263,9 @@ def test_saves_the_cheapest_thing(activation, with_residual, saved):
 @pytest.mark.parametrize("path", ["resident", "split"])
 def test_relu_at_zero_on_a_constant_channel(path, request):
     """A constant channel with zero bias puts BN + relu exactly at 0, where relu's derivative is 0 (torch's,
-    from the output): backward's recomputed pre-activation must be that same 0, not a rounding away."""
+    from the output): backward's recomputed pre-activation must be that same 0, not a rounding away. (torch's
+    own fp64 reference is no judge there: its mean can miss 2.5 by an ulp, which 1 / sqrt(eps) turns into
+    +-100 gradients; the other channels are compared with it.)"""
     if path == "split":
         request.getfixturevalue("split_only")
     x = make_input((4, 3, 5, 5), torch.float32)
@@ -278,8 +280,12 @@ def test_relu_at_zero_on_a_constant_channel(path, request):
     expected = torch.autograd.grad(F.relu(F.batch_norm(leaves64[0], None, None, *leaves64[1:], True)), leaves64,
                                    grad_output.double())
     for name, grad, expected_grad in zip(("input", "weight", "bias"), grads, expected):
-        assert torch.all(grad[:, 0] == 0) if name == "input" else grad[0] == 0, name
-        assert_close(grad, expected_grad, torch.float32, scale_atol=100, name=name)
+        if name == "input":
+            assert torch.all(grad[:, 0] == 0), name
+            assert_close(grad[:, 1:], expected_grad[:, 1:], torch.float32, scale_atol=100, name=name)
+        else:
+            assert grad[0] == 0, name
+            assert_close(grad[1:], expected_grad[1:], torch.float32, scale_atol=100, name=name)
 
 
 def test_int64_index_path(wide_index, split_only):
