@@ -171,8 +171,10 @@ def test_linear_head_split_k(features, with_bias, head, dtype, monkeypatch):
     """A head with fewer output tiles than SMs splits K (here 40 into 5 chunks of 8, on a pretend 132-SM GPU):
     partial logits from a batch of GEMMs, summed with the bias and normalized by one pass; values and
     gradients, leading dims, a -inf bias column and a NaN input row as in torch."""
+    import tritonlayers._gemm
     import tritonlayers.linear
-    monkeypatch.setattr(tritonlayers.linear, "sm_count", lambda device: 132)
+    for module in (tritonlayers.linear, tritonlayers._gemm):
+        monkeypatch.setattr(module, "sm_count", lambda device: 132)
     monkeypatch.setattr(tritonlayers.linear, "HEAD_SPLIT_DEPTH", 8)
     assert tritonlayers.linear.head_splits(6, features, 40, DEVICE) == 5
     calls = []
@@ -203,8 +205,10 @@ def test_linear_head_split_k(features, with_bias, head, dtype, monkeypatch):
 def test_linear_head_on_empty_inputs(shape, sms, monkeypatch):
     """Heads over no rows, or over no input features (the bias alone, here zeros: a uniform softmax), as torch;
     on a pretend 132-SM GPU as well (where the head split would divide by the tiles of no rows)."""
+    import tritonlayers._gemm
     import tritonlayers.linear
-    monkeypatch.setattr(tritonlayers.linear, "sm_count", lambda device: sms)
+    for module in (tritonlayers.linear, tritonlayers._gemm):
+        monkeypatch.setattr(module, "sm_count", lambda device: sms)
     x = make_input(shape, torch.float32, requires_grad=True)
     weight = make_input((45, shape[-1]), torch.float32, requires_grad=True)
     for head in ("softmax", "log_softmax"):

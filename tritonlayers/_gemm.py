@@ -64,6 +64,11 @@ def _merged_axis(levels):
     return Axis(total, max(1, len(kept)), padded[1][0], padded[2][0], strides)
 
 
+def accumulator_dtype(dtype):
+    """The dtype GEMMs accumulate (and store split partials) in: fp64 for fp64, fp32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def input_precision(dtype, allow_tf32):
     """tl.dot's precision: fp32 follows torch's TF32 switch for the op, everything else computes exactly."""
     return "tf32" if dtype == torch.float32 and allow_tf32 else "ieee"
@@ -132,9 +137,9 @@ class _Plan:
             self.splits = split_k_factor(batch, m, n, k, a.device)
         if self.splits > 1:
             self.unsplit = (batch, m, n)
-            batch, m, n, k = _split_k(self.splits, batch, m, n, k)
+            batch, m, n, k = split_k_axes(self.splits, batch, m, n, k)
             self.partials_shape = (self.splits, batch.total // self.splits, m.total, n.total)
-            self.partials_dtype = torch.float64 if a.dtype == torch.float64 else torch.float32
+            self.partials_dtype = accumulator_dtype(a.dtype)
         self.scalars = (m.total, n.total, k.total, batch.size1, batch.size2, m.size1, m.size2, n.size1, n.size2,
                         k.size1, k.size2, *batch.strides["a"], *m.strides["a"], *k.strides["a"],
                         *batch.strides["b"], *k.strides["b"], *n.strides["b"],
@@ -190,13 +195,14 @@ SPLIT_K_MIN_DEPTH = 1024  # K per chunk: shorter chunks would move more partials
 SPLIT_K_TILE = 128  # the tile edge the program count is estimated with
 
 
-def split_k_factor(batch, m, n, k, device):
+def split_k_factor(batch, m, n, k, device, min_depth=None):
     """How many chunks to split K into (1: none): enough programs for about two per SM, chunks at least
-    SPLIT_K_MIN_DEPTH deep and dividing K's outermost dim (so each chunk is the same strided walk)."""
-    if batch.levels == 3 or k.levels == 0:
-        return 1
+    min_depth (default SPLIT_K_MIN_DEPTH) deep and dividing K's outermost dim (so each chunk is the same
+    strided walk)."""
     programs = cdiv(m.total, SPLIT_K_TILE) * cdiv(n.total, SPLIT_K_TILE) * batch.total
-    most = min(cdiv(2 * sm_count(device), programs), k.total // SPLIT_K_MIN_DEPTH)
+    if batch.levels == 3 or k.levels == 0 or programs == 0:
+        return 1
+    most = min(cdiv(2 * sm_count(device), programs), k.total // (min_depth or SPLIT_K_MIN_DEPTH))
     outer = _outer_size(k)
     return max((splits for splits in range(1, most + 1) if outer % splits == 0), default=1)
 
@@ -205,7 +211,7 @@ def _outer_size(k):
     return k.total // (k.size1 * k.size2) if k.levels == 3 else k.size1 if k.levels == 2 else k.size2
 
 
-def _split_k(splits, batch, m, n, k):
+def split_k_axes(splits, batch, m, n, k):
     """(batch, m, n, k) for K cut into `splits` chunks that run as an outermost batch level; C and the bias
     gradient become dense partials (splits, batch, M, N) and (splits, batch, M) in the accumulator's dtype
     (fp32; fp64 for fp64), which gemm() allocates per call."""

@@ -15,7 +15,7 @@ from typing import List, Optional, Tuple
 import torch
 
 from ._autocast import lower_precision
-from ._gemm import Level, axis, check_same_dtype, gemm
+from ._gemm import Level, accumulator_dtype, axis, check_same_dtype, gemm
 from ._launch import check_floating, check_tensor
 from ._layout_copy import copy_into, to_memory_format
 from ._library import custom_op, no_grads, or_placeholders, records_grad, wanted
@@ -61,8 +61,7 @@ def _bias_grad_buffer(needs_weight, needs_bias, grad, shape, prologue):
     fuses_bias_grad)."""
     if not (needs_weight and needs_bias and fuses_bias_grad(prologue)):
         return None
-    return torch.empty(shape, dtype=torch.float64 if grad.dtype == torch.float64 else torch.float32,
-                       device=grad.device)
+    return torch.empty(shape, dtype=accumulator_dtype(grad.dtype), device=grad.device)
 
 
 def _finish_bias_grad(needs_bias, spec, buffer, grad, a_saved, prologue, weight, sum_dims=None):

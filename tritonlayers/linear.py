@@ -14,7 +14,8 @@ from typing import List, Optional, Tuple
 import torch
 
 from ._autocast import lower_precision
-from ._gemm import NO_BATCH, Level, axis, check_same_dtype, gemm
+from ._gemm import (NO_BATCH, Level, accumulator_dtype, axis, check_same_dtype, gemm, split_k_axes,
+                    split_k_factor)
 from ._launch import check_floating, check_tensor, sm_count
 from ._library import custom_op, no_grads, or_placeholders, records_grad, wanted
 from .activation import ActivationSpec, activation_backward, resolve_activation
@@ -60,13 +61,13 @@ def linear_forward(input, weight, bias, spec, head, store_pre):
         input = input.contiguous()
         m = _rows((input, "a"), (output, "c"))
     out_features = weight.shape[0]
+    n = axis(Level(out_features, {"b": weight.stride(0), "c": output.stride(-1)}))
+    k = axis(Level(input.shape[-1], {"a": input.stride(-1), "b": weight.stride(1)}))
     if head is not None and pre is None:
         splits = head_splits(m.total, out_features, input.shape[-1], input.device)
         if splits > 1:
-            _split_k_head(input, weight, bias, output, splits, head)
+            _split_k_head(input, weight, bias, output, (m, n, k), splits, head)
             return output, pre
-    n = axis(Level(out_features, {"b": weight.stride(0), "c": output.stride(-1)}))
-    k = axis(Level(input.shape[-1], {"a": input.stride(-1), "b": weight.stride(1)}))
     softmax, stats = _head_mode(head, m.total, out_features, input.device, output.dtype)
     gemm(input, weight, output, batch=NO_BATCH, m=m, n=n, k=k, bias=bias, bias_along="n",
          spec=spec if head is None else ActivationSpec("identity"), softmax=softmax, softmax_stats=stats, pre=pre,
@@ -76,35 +77,30 @@ def linear_forward(input, weight, bias, spec, head, store_pre):
     return output, pre
 
 
-# A softmax head with fewer 128x128 output tiles than SMs (ImageNet's 1000 classes at batch 256: 16 tiles on
-# 132 SMs; its GEMM took 18 us on an H200 against cuBLAS's 6) splits K instead: chunks of at least
-# HEAD_SPLIT_DEPTH run as a batch of GEMMs into partial logits in the accumulator's dtype, and one pass sums
-# them with the bias and normalizes each row, which must fit one tile (HEAD_SPLIT_MAX_FEATURES). Thin row
-# tiles would reread the weight once per row block, through small MMAs.
+# A softmax head with too few 128x128 output tiles for two programs an SM (ImageNet's 1000 classes at batch
+# 256: 16 tiles on 132 SMs; its GEMM took 18 us on an H200 against cuBLAS's 6) splits K as GEMMs do, with
+# chunks of at least HEAD_SPLIT_DEPTH (the epilogue's softmax rules out summing partials into C): the
+# chunks run as a batch of GEMMs into partial logits in the accumulator's dtype, and one pass sums them with
+# the bias and normalizes each row, which must fit one tile (HEAD_SPLIT_MAX_FEATURES). Thin row tiles would
+# reread the weight once per row block, through small MMAs.
 HEAD_SPLIT_DEPTH = 256
 HEAD_SPLIT_MAX_FEATURES = 4096
 
 
 def head_splits(rows, features, depth, device):
-    """How many K chunks a softmax head's GEMM runs as (1: no split): about two programs per SM, chunks at
-    least HEAD_SPLIT_DEPTH deep and dividing K."""
-    tiles = cdiv(rows, 128) * cdiv(features, 128)
-    if tiles == 0 or features > HEAD_SPLIT_MAX_FEATURES or tiles >= sm_count(device):
+    """How many K chunks a softmax head's GEMM runs as (1: no split): the GEMMs' split-K rule with chunks at
+    least HEAD_SPLIT_DEPTH deep, for rows within HEAD_SPLIT_MAX_FEATURES."""
+    if features > HEAD_SPLIT_MAX_FEATURES:
         return 1
-    most = min(cdiv(2 * sm_count(device), tiles), depth // HEAD_SPLIT_DEPTH)
-    return max((splits for splits in range(1, most + 1) if depth % splits == 0), default=1)
+    return split_k_factor(NO_BATCH, axis(Level(rows, {})), axis(Level(features, {})), axis(Level(depth, {})),
+                          device, min_depth=HEAD_SPLIT_DEPTH)
 
 
-def _split_k_head(input, weight, bias, output, splits, head):
-    """output = softmax / log_softmax(input @ weight^T + bias) through split-K partials (see head_splits)."""
-    depth, out_features = input.shape[-1], weight.shape[0]
-    chunk = depth // splits
-    partials = torch.empty(splits, *output.shape, dtype=torch.float64 if input.dtype == torch.float64 else
-                           torch.float32, device=input.device)
-    m = _rows((input, "a"), (partials[0], "c"))
-    batch = axis(Level(splits, {"a": chunk * input.stride(-1), "b": chunk * weight.stride(1), "c": output.numel()}))
-    n = axis(Level(out_features, {"b": weight.stride(0), "c": 1}))
-    k = axis(Level(chunk, {"a": input.stride(-1), "b": weight.stride(1)}))
+def _split_k_head(input, weight, bias, output, axes, splits, head):
+    """output = softmax / log_softmax(input @ weight^T + bias) through split-K partials (see head_splits): the
+    GEMM's axes (m, n, k) cut into `splits` chunks run as a batch, into dense (splits, ..., features) partials."""
+    batch, m, n, k = split_k_axes(splits, NO_BATCH, *axes)
+    partials = torch.empty(splits, *output.shape, dtype=accumulator_dtype(input.dtype), device=input.device)
     gemm(input, weight, partials, batch=batch, m=m, n=n, k=k, allow_tf32=torch.backends.cuda.matmul.allow_tf32,
          op_name="linear")
     softmax_from_split_k(partials, bias, output, log=head == "log_softmax")
@@ -124,8 +120,7 @@ def _head_mode(head, rows, features, device, dtype):
     config = softmax_epilogue_config(features)
     if config is not None and cdiv(rows, config[0]) >= max(1, sm_count(device) // 4):
         return head, None
-    stats = torch.empty((2, rows, cdiv(features, STATS_COLUMNS)),
-                        dtype=torch.float64 if dtype == torch.float64 else torch.float32, device=device)
+    stats = torch.empty((2, rows, cdiv(features, STATS_COLUMNS)), dtype=accumulator_dtype(dtype), device=device)
     return None, stats
 
 
@@ -184,9 +179,8 @@ def linear_backward(grad_output, input, weight, saved, spec, head, needs):
     if needs_input:
         grad_input = linear_input_grad(grad, a_saved, prologue, spec, weight, input.shape)
     if needs_weight:
-        grad_bias = torch.empty(weight.shape[0], dtype=torch.float64 if grad.dtype == torch.float64
-                                else torch.float32, device=grad.device) if needs_bias and fuses_bias_grad(
-                                    prologue) else None
+        grad_bias = torch.empty(weight.shape[0], dtype=accumulator_dtype(grad.dtype), device=grad.device) \
+            if needs_bias and fuses_bias_grad(prologue) else None
         grad_weight = linear_weight_grad(grad, a_saved, prologue, spec, input, weight, grad_bias)
     if needs_bias and grad_bias is None:
         grad_bias = materialized(grad, a_saved, prologue, spec).sum(tuple(range(grad.dim() - 1)))
