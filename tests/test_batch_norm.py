@@ -193,6 +193,23 @@ def test_large_mean_keeps_its_variance(path, request):
     assert_close(y, F.batch_norm(x64, None, None, training=True), atol=1e-3, name="output")
 
 
+@pytest.mark.parametrize("path", ["resident", "split"])
+@pytest.mark.parametrize("shape,offset", [((4, 8, 5, 5), 100.0), ((3, 16, 7, 7), 1e4)])
+def test_mean_is_rounded_once(shape, offset, path, request):
+    """The batch mean of channels far from zero within 0.6 ulp of the exact one in a resident tile (torch's
+    is correctly rounded; a plain fp32 sum of values near the offset rounds at the sum's magnitude: 1.4-1.8
+    ulps off in these cases, and every xhat carries the error), within an ulp from split partials (each
+    part's mean is rounded to fp32 before the merge rounds again)."""
+    if path == "split":
+        request.getfixturevalue("split_only")
+    x = make_input(shape, torch.float32) + offset
+    running_mean, running_var = torch.zeros(shape[1], device=DEVICE), torch.ones(shape[1], device=DEVICE)
+    TF.batch_norm(x, running_mean, running_var, training=True, momentum=1.0)
+    error = (running_mean.double() - x.double().mean(dim=(0, 2, 3))).abs()
+    ulp = (torch.nextafter(running_mean, torch.full_like(running_mean, float("inf"))) - running_mean).double()
+    assert (error <= (0.6 if path == "resident" else 1.0) * ulp).all(), error / ulp
+
+
 @pytest.mark.parametrize("num_parts", [1, 7, 300])
 def test_merge_of_many_parts_keeps_mean_and_variance(num_parts):
     # Partial (count, mean, M2) as the split pass leaves them in fp32 (some parts empty, means near 1e4, std

@@ -50,6 +50,7 @@ LINEAR_CASES = [
     ((3, 4, 33), 45, "permuted"),  # leading dims that do not merge into one
     ((37, 300), 17, "contiguous"),  # K spans many K tiles
     ((1, 1), 1, "contiguous"),  # everything size 1
+    ((33,), 45, "contiguous"),  # one sample without leading dims: the bias gradient is the gradient itself
 ]
 
 
@@ -371,6 +372,32 @@ def test_conv2d_1x1_matches_torch(shape, out_channels, stride, groups, layout, d
         assert y.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.parametrize("kind", ["conv2d", "conv_transpose2d"])
+def test_layout_follows_torch(kind):
+    """The output and the input gradient are channels_last when the input's or the weight's strides are (torch's
+    rule: a channels_last network fed an NCHW batch), and strided channels_last inputs count too."""
+    def layout(t):
+        return t.is_contiguous(), t.is_contiguous(memory_format=torch.channels_last)
+
+    for input_format in ("contiguous", "channels_last", "sliced channels_last"):
+        for weight_format in (torch.contiguous_format, torch.channels_last):
+            sliced = input_format == "sliced channels_last"
+            x = make_input((2, 12 if sliced else 6, 5, 6), torch.float32, "channels_last" if "channels_last" in
+                           input_format else "contiguous", low=-1, high=1)
+            if sliced:
+                x = x[:, ::2]
+            x.requires_grad_()
+            shape = (4, 6, 1, 1) if kind == "conv2d" else (6, 4, 2, 2)
+            weight = make_input(shape, torch.float32, low=-1, high=1).contiguous(memory_format=weight_format)
+            ours, theirs = getattr(TF, kind), getattr(F, kind)
+            stride = 1 if kind == "conv2d" else 2
+            y, expected = ours(x, weight, stride=stride), theirs(x, weight, stride=stride)
+            assert_close(y, expected)
+            assert layout(y) == layout(expected), (input_format, weight_format)
+            grad, expected_grad = (torch.autograd.grad(out, x, torch.ones_like(out))[0] for out in (y, expected))
+            assert layout(grad) == layout(expected_grad), (input_format, weight_format)
+
+
 def test_nchw_small_maps_run_in_channels_last(monkeypatch):
     """7x7-like NCHW maps go to the GEMMs as channels_last: the forward's input, and in backward the gradient,
     the saved output the activation's derivative reads, and the input; the GEMMs write the output and the
@@ -619,6 +646,20 @@ def test_bad_inputs_raise_like_torch():
         (RuntimeError, "padding='same' is not supported for strided convolutions",
          lambda: TF.conv2d(x, torch.randn(4, 5, 1, 1, device=DEVICE), stride=2, padding="same")),
         (RuntimeError, "same dtype", lambda: TF.conv2d(x, torch.randn(4, 5, 1, 1, device=DEVICE, dtype=torch.float64))),
+        (RuntimeError, "non-positive stride is not supported",
+         lambda: TF.conv2d(x, torch.randn(4, 5, 1, 1, device=DEVICE), stride=(1, 0))),
+        (RuntimeError, "non-positive dilation is not supported",
+         lambda: TF.conv2d(x, torch.randn(4, 5, 1, 1, device=DEVICE), dilation=0)),
+        (RuntimeError, "negative padding is not supported",
+         lambda: TF.conv2d(x, torch.randn(4, 5, 1, 1, device=DEVICE), padding=-1)),
+        (RuntimeError, "Invalid padding string: 'full'",
+         lambda: TF.conv2d(x, torch.randn(4, 5, 1, 1, device=DEVICE), padding="full")),
+        (TypeError, "'stride' must be an int or a pair of ints, got True",
+         lambda: TF.conv2d(x, torch.randn(4, 5, 1, 1, device=DEVICE), stride=True)),
+        (RuntimeError, "negative output_padding is not supported",
+         lambda: TF.conv_transpose2d(x, torch.randn(5, 3, 2, 2, device=DEVICE), stride=2, output_padding=-1)),
+        (NotImplementedError, "dilation=\\(2, 2\\) is not supported",
+         lambda: TF.conv_transpose2d(x, torch.randn(5, 3, 2, 1, device=DEVICE), stride=(2, 1), dilation=2)),
         (NotImplementedError, "stride=\\(1, 1\\) is not supported",
          lambda: TF.conv_transpose2d(x, torch.randn(5, 3, 2, 2, device=DEVICE))),
         (NotImplementedError, "padding=\\(1, 1\\)",
@@ -638,3 +679,18 @@ def test_bad_inputs_raise_like_torch():
     for error, message, call in cases:
         with pytest.raises(error, match=message):
             call()
+
+
+def test_geometry_torch_expands_or_ignores():
+    """A one-element stride is both dims' (as torch expands it), and a 1-wide kernel dim never dilates, in
+    transposed convolutions (functional and module) as in conv2d."""
+    x = make_input((2, 6, 3, 5), torch.float64)
+    weight = make_input((4, 6, 1, 1), torch.float64)
+    assert_close(TF.conv2d(x, weight, stride=(2,)), torch.nn.functional.conv2d(x, weight, stride=(2,)))
+    transposed = make_input((6, 2, 2, 1), torch.float64)
+    assert_close(TF.conv_transpose2d(x, transposed, stride=(2, 1), dilation=(1, 3)),
+                 torch.nn.functional.conv_transpose2d(x, transposed, stride=(2, 1), dilation=(1, 3)))
+    ours = tnn.ConvTranspose2d(6, 4, 1, dilation=2).to(DEVICE, torch.float64)
+    theirs = torch.nn.ConvTranspose2d(6, 4, 1, dilation=2).to(DEVICE, torch.float64)
+    theirs.load_state_dict(ours.state_dict())
+    assert_close(ours(x), theirs(x))

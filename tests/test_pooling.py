@@ -270,6 +270,8 @@ def test_bad_inputs_raise_like_torch():
         (RuntimeError, "with dimension 2 being empty",
          lambda: TF.adaptive_avg_pool2d(torch.randn(1, 3, 0, 4, device=DEVICE), 2)),
         (RuntimeError, "divisor must be not zero", lambda: TF.avg_pool2d(x, 2, divisor_override=0)),
+        (RuntimeError, "pad must be non-negative, but got pad: -1", lambda: TF.avg_pool2d(x, 3, 1, (0, -1))),
+        (TypeError, "'kernel_size' must be an int or a pair of ints, got True", lambda: TF.max_pool2d(x, True)),
         (NotImplementedError, "'input' has dtype torch.int64",
          lambda: TF.max_pool2d(torch.ones(1, 3, 4, 4, dtype=torch.int64, device=DEVICE), 2)),
     ]

@@ -51,6 +51,19 @@ def check_tensor(op_name, name, value):
 FLOATING_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+def int_pair(value, name, op_name):
+    """An int, or a sequence of one or two ints (torch expands one to both dims), as a pair (bools refused, as
+    torch's argument parser does)."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if isinstance(value, (tuple, list)) and len(value) == 2 and \
+            all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return tuple(value)
+    raise TypeError(f"{op_name}: '{name}' must be an int or a pair of ints, got {value!r}")
+
+
 def check_floating(op_name, name, dtype):
     """Kernels take fp16, bf16, fp32 and fp64; anything else is refused by name (torch's exception type
     for a dtype a kernel lacks is NotImplementedError)."""

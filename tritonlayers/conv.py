@@ -16,7 +16,7 @@ import torch
 
 from ._autocast import lower_precision
 from ._gemm import Level, accumulator_dtype, axis, check_same_dtype, gemm
-from ._launch import check_floating, check_tensor
+from ._launch import check_floating, check_tensor, int_pair
 from ._layout_copy import copy_into, to_memory_format
 from ._library import custom_op, no_grads, or_placeholders, records_grad, wanted
 from .activation import ActivationSpec, resolve_activation
@@ -24,18 +24,68 @@ from .linear import (backward_operand, fuses_bias_grad, gemm_grads_like, materia
                      saved_kind)
 
 
+# torch's messages for out-of-range geometry (aten's check_shape_forward): (least value, what it says)
+_LEAST = {"stride": (1, "non-positive stride"), "dilation": (1, "non-positive dilation"),
+          "padding": (0, "negative padding"), "output_padding": (0, "negative output_padding")}
+
+
 def _pair(value, name, op_name):
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return tuple(value)
-    raise TypeError(f"{op_name}: '{name}' must be an int or a pair of ints, got {value!r}")
+    """int_pair, out of range raising torch's RuntimeError."""
+    pair = int_pair(value, name, op_name)
+    least, says = _LEAST[name]
+    if min(pair) < least:
+        raise RuntimeError(f"{says} is not supported")
+    return pair
 
 
-def _memory_format(input):
-    if input.dim() == 4 and input.is_contiguous(memory_format=torch.channels_last) and not input.is_contiguous():
+def unsupported_transpose_geometry(kernel, stride, padding, output_padding, dilation):
+    """(name, value) of the first transposed-convolution argument the GEMM cannot run, or None: it runs
+    kernel_size == stride (non-overlapping taps), no padding or output_padding, and dilation 1 along any dim
+    whose kernel is wider than 1 (a one-tap dim never dilates)."""
+    dilation_wanted = tuple(d if k == 1 else 1 for d, k in zip(dilation, kernel))
+    for name, value, wanted in (("stride", stride, kernel), ("padding", padding, (0, 0)),
+                                ("output_padding", output_padding, (0, 0)), ("dilation", dilation, dilation_wanted)):
+        if tuple(value) != tuple(wanted):
+            return name, tuple(value)
+    return None
+
+
+def transpose_geometry_message(op_name, name, value, kernel):
+    return (f"{op_name}: {name}={value} is not supported: tritonlayers runs kernel_size == stride ({kernel}), "
+            "padding 0, output_padding 0, dilation 1 (or any, for 1-wide kernels)")
+
+
+def _memory_format(input, weight):
+    """The layout of a convolution's output and input gradient, by torch's rule (cuDNN's and oneDNN's):
+    channels_last when the input's or the weight's strides are channels_last's (a network moved to
+    channels_last whose first layer is fed an NCHW batch), else contiguous."""
+    if _suggests_channels_last(input) or _suggests_channels_last(weight):
         return torch.channels_last
     return torch.contiguous_format
+
+
+def _suggests_channels_last(tensor):
+    sizes, strides = tuple(tensor.shape), tensor.stride()
+    try:
+        return _cached_channels_last_strides(sizes, strides)
+    except TypeError:  # symbolic sizes (torch.compile with dynamic shapes) do not hash
+        return _channels_last_strides(sizes, strides)
+
+
+def _channels_last_strides(sizes, strides):
+    """torch's Tensor.suggest_memory_format() == channels_last for a 4-D tensor (c10's
+    is_channels_last_strides_2d): strides growing along C, W, H, N, ambiguous size-1 cases read as NCHW."""
+    if len(sizes) != 4 or strides[1] == 0:
+        return False
+    least = 0
+    for d in (1, 3, 2, 0):
+        if sizes[d] == 0 or strides[d] < least or (d == 0 and least == strides[1]):
+            return False
+        least = strides[d] * (sizes[d] if sizes[d] > 1 else 1)
+    return True
+
+
+_cached_channels_last_strides = functools.lru_cache(maxsize=1024)(_channels_last_strides)
 
 
 def _pixels(shape, strides_by_operand):
@@ -74,9 +124,9 @@ def _finish_bias_grad(needs_bias, spec, buffer, grad, a_saved, prologue, weight,
     return None
 
 
-def _forward_outputs(shape, input, store_pre):
-    """(output, pre-activation or None), in the input's memory format."""
-    output = torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=_memory_format(input))
+def _forward_outputs(shape, input, weight, store_pre):
+    """(output, pre-activation or None), in the layout torch's convolution gives (_memory_format)."""
+    output = torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=_memory_format(input, weight))
     return output, torch.empty_like(output) if store_pre else None
 
 
@@ -125,7 +175,7 @@ def conv1x1_forward(input, weight, bias, stride, groups, spec, store_pre):
     """(output, pre-activation or None) of a 1x1 convolution."""
     batch, out_channels, out_h, out_w = shape = _conv1x1_shape(input, weight, stride)
     in_group, out_group = input.shape[1] // groups, out_channels // groups
-    outputs = _forward_outputs(shape, input, store_pre)
+    outputs = _forward_outputs(shape, input, weight, store_pre)
     output, pre = targets = _gemm_targets(*outputs)
     input = channels_last_operand(input)
     batch_axis, m, n, k = _forward_axes(shape, in_group, out_group, input.stride(), weight.stride(), output.stride(),
@@ -162,7 +212,7 @@ def conv1x1_backward(grad_output, input, weight, saved, stride, groups, spec, ne
     common = dict(a_saved=a_saved, prologue=prologue, spec=spec, allow_tf32=torch.backends.cudnn.allow_tf32,
                   op_name="conv2d")
     if needs_input:  # (pixels x in channels) = (pixels x out channels) @ W
-        grad_input = torch.empty_like(input, memory_format=_memory_format(input))
+        grad_input = torch.empty_like(input, memory_format=_memory_format(input, weight))
         target, = _gemm_targets(grad_input)
         if stride != (1, 1):  # pixels the strided forward skipped get no gradient
             target.zero_()
@@ -207,7 +257,7 @@ def conv_transpose_forward(input, weight, bias, groups, spec, store_pre):
     batch, channels, height, width = input.shape
     kh, kw = weight.shape[2:]
     in_group, out_group = channels // groups, weight.shape[1]
-    output, pre = _forward_outputs(_conv_transpose_shape(input, weight, groups), input, store_pre)
+    output, pre = _forward_outputs(_conv_transpose_shape(input, weight, groups), input, weight, store_pre)
     taps = (Level(kh, {"a": weight.stride(2), "c": output.stride(2)}),
             Level(kw, {"a": weight.stride(3), "c": output.stride(3)}))
     gemm(weight, input, output,
@@ -232,7 +282,7 @@ def conv_transpose_backward(grad_output, input, weight, saved, groups, spec, nee
     common = dict(a_saved=a_saved, prologue=prologue, spec=spec, allow_tf32=torch.backends.cudnn.allow_tf32,
                   op_name="conv_transpose2d")
     if needs_input:  # (pixels x in channels): a sum over output channels and taps
-        grad_input = torch.empty_like(input, memory_format=_memory_format(input))
+        grad_input = torch.empty_like(input, memory_format=_memory_format(input, weight))
         gemm(grad, weight, grad_input,
              batch=_groups_axis(groups, {"a": out_group * grad.stride(1), "b": in_group * weight.stride(0),
                                          "c": in_group * grad_input.stride(1)}),
@@ -271,7 +321,7 @@ def _conv1x1(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Ten
 
 @_conv1x1.register_fake
 def _(input, weight, bias, stride, groups, activation, param_a, param_b, store_pre):
-    output, pre = _forward_outputs(_conv1x1_shape(input, weight, stride), input, store_pre)
+    output, pre = _forward_outputs(_conv1x1_shape(input, weight, stride), input, weight, store_pre)
     return or_placeholders((output, pre), output)
 
 
@@ -286,7 +336,7 @@ def _conv1x1_grad(grad_output: torch.Tensor, input: torch.Tensor, weight: torch.
 
 @_conv1x1_grad.register_fake
 def _(grad_output, input, weight, saved, stride, groups, activation, param_a, param_b, needs):
-    grad_input = torch.empty_like(input, memory_format=_memory_format(input))
+    grad_input = torch.empty_like(input, memory_format=_memory_format(input, weight))
     return gemm_grads_like(grad_input, weight, weight.shape[0], needs)
 
 
@@ -320,7 +370,7 @@ def _conv_transpose(input: torch.Tensor, weight: torch.Tensor, bias: Optional[to
 
 @_conv_transpose.register_fake
 def _(input, weight, bias, groups, activation, param_a, param_b, store_pre):
-    output, pre = _forward_outputs(_conv_transpose_shape(input, weight, groups), input, store_pre)
+    output, pre = _forward_outputs(_conv_transpose_shape(input, weight, groups), input, weight, store_pre)
     return or_placeholders((output, pre), output)
 
 
@@ -335,7 +385,7 @@ def _conv_transpose_grad(grad_output: torch.Tensor, input: torch.Tensor, weight:
 
 @_conv_transpose_grad.register_fake
 def _(grad_output, input, weight, saved, groups, activation, param_a, param_b, needs):
-    grad_input = torch.empty_like(input, memory_format=_memory_format(input))
+    grad_input = torch.empty_like(input, memory_format=_memory_format(input, weight))
     return gemm_grads_like(grad_input, weight, weight.shape[1] * groups, needs)
 
 
@@ -379,12 +429,15 @@ def _check_common(op_name, input, weight, bias):
     return (input.unsqueeze(0) if unbatched else input), weight, bias, unbatched
 
 
-def _check_groups_and_bias(groups, weight, bias, out_channels, transposed=False):
-    if not isinstance(groups, int) or groups < 1:
+def _check_groups(groups, weight):
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
         raise RuntimeError("non-positive groups is not supported")
     if weight.shape[0] % groups:
         raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but "
                            f"got weight of size [{list(weight.shape)}] instead")
+
+
+def _check_bias(weight, bias, out_channels, transposed=False):
     if bias is not None and (bias.dim() != 1 or bias.shape[0] != out_channels):
         raise RuntimeError(f"Given {'transposed=1, ' if transposed else ''}weight of size {list(weight.shape)}, "
                            f"expected bias to be 1-dimensional with {out_channels} elements, but got bias of size "
@@ -400,12 +453,15 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     if tuple(weight.shape[2:]) != (1, 1):
         raise NotImplementedError(f"conv2d: kernel size {tuple(weight.shape[2:])} is not supported: tritonlayers' "
                                   "conv2d runs 1x1 kernels (weight of shape (out, in / groups, 1, 1))")
+    if isinstance(padding, str) and padding not in ("same", "valid"):
+        raise RuntimeError(f"Invalid padding string: '{padding}'")
     if padding == "same" and stride != (1, 1):
         raise RuntimeError("padding='same' is not supported for strided convolutions")
-    if padding not in ("same", "valid") and _pair(padding, "padding", "conv2d") != (0, 0):
+    if not isinstance(padding, str) and _pair(padding, "padding", "conv2d") != (0, 0):
         raise NotImplementedError(f"conv2d: padding={padding!r} is not supported: tritonlayers' 1x1 conv2d "
                                   "runs without padding")
-    _check_groups_and_bias(groups, weight, bias, weight.shape[0])
+    _check_groups(groups, weight)
+    _check_bias(weight, bias, weight.shape[0])
     if weight.shape[1] * groups != x.shape[1]:
         raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
                            f"{list(x.shape)} to have {weight.shape[1] * groups} channels, but got {x.shape[1]} "
@@ -422,23 +478,16 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     NotImplementedError naming the argument."""
     x, weight, bias, unbatched = _check_common("conv_transpose2d", input, weight, bias)
     kernel = tuple(weight.shape[2:])
-    for name, value, supported in (("stride", _pair(stride, "stride", "conv_transpose2d"), kernel),
-                                ("padding", _pair(padding, "padding", "conv_transpose2d"), (0, 0)),
-                                ("output_padding", _pair(output_padding, "output_padding", "conv_transpose2d"),
-                                 (0, 0)),
-                                ("dilation", _pair(dilation, "dilation", "conv_transpose2d"), (1, 1))):
-        if value != supported:
-            raise NotImplementedError(f"conv_transpose2d: {name}={value} is not supported: tritonlayers runs "
-                                      f"kernel_size == stride ({kernel}), padding 0, output_padding 0, dilation 1")
-    if not isinstance(groups, int) or groups < 1:
-        raise RuntimeError("non-positive groups is not supported")
-    if weight.shape[0] % groups:
-        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but "
-                           f"got weight of size [{list(weight.shape)}] instead")
+    unsupported = unsupported_transpose_geometry(
+        kernel, _pair(stride, "stride", "conv_transpose2d"), _pair(padding, "padding", "conv_transpose2d"),
+        _pair(output_padding, "output_padding", "conv_transpose2d"), _pair(dilation, "dilation", "conv_transpose2d"))
+    if unsupported is not None:
+        raise NotImplementedError(transpose_geometry_message("conv_transpose2d", *unsupported, kernel))
+    _check_groups(groups, weight)
     if weight.shape[0] != x.shape[1]:
         raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected input{list(x.shape)} "
                            f"to have {weight.shape[0]} channels, but got {x.shape[1]} channels instead")
-    _check_groups_and_bias(groups, weight, bias, weight.shape[1] * groups, transposed=True)
+    _check_bias(weight, bias, weight.shape[1] * groups, transposed=True)
     spec = resolve_activation(activation)
     output = _conv_transpose(x, weight, bias, groups, *spec, _store_pre(spec, x, weight, bias))[0]
     return output.squeeze(0) if unbatched else output

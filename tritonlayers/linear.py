@@ -183,7 +183,8 @@ def linear_backward(grad_output, input, weight, saved, spec, head, needs):
             if needs_bias and fuses_bias_grad(prologue) else None
         grad_weight = linear_weight_grad(grad, a_saved, prologue, spec, input, weight, grad_bias)
     if needs_bias and grad_bias is None:
-        grad_bias = materialized(grad, a_saved, prologue, spec).sum(tuple(range(grad.dim() - 1)))
+        # over the rows as one dim (a 1-D input has none: sum over an empty dim tuple would sum everything)
+        grad_bias = materialized(grad, a_saved, prologue, spec).reshape(-1, grad.shape[-1]).sum(0)
     if grad_bias is not None:
         grad_bias = grad_bias.to(weight.dtype)
     return grad_input, grad_weight, grad_bias

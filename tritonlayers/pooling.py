@@ -11,20 +11,12 @@ from typing import List, Optional, Tuple
 import torch
 
 from ._fast_launch import run_kernel
-from ._launch import check_floating, check_tensor, launch_device, sm_count
+from ._launch import check_floating, check_tensor, int_pair, launch_device, sm_count
 from ._layout import needs_wide_index
 from ._library import custom_op, no_grads, or_placeholders, records_grad
 from .kernels.host_math import cdiv
 from .kernels.pooling import (MODE_IDS, global_pool_backward_kernel, global_pool_config, global_pool_forward_config,
                               global_pool_forward_kernel, pool2d_backward_kernel, pool2d_forward_kernel, window_tile)
-
-
-def _pair(value, name, op_name):
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(isinstance(v, int) for v in value):
-        return (value[0], value[-1])
-    raise TypeError(f"{op_name}: '{name}' must be an int or a pair of ints, got {value!r}")
 
 
 def pooling_output_size(size, kernel, pad, stride, dilation, ceil_mode):
@@ -70,8 +62,10 @@ def _check_window(kernel, stride, padding, dilation, input, out_size):
     if dilation[0] <= 0 or dilation[1] <= 0:
         raise RuntimeError(f"dilation should be greater than zero, but got dilationH: {dilation[0]} dilationW: "
                            f"{dilation[1]}")
+    if min(padding) < 0:
+        raise RuntimeError(f"pad must be non-negative, but got pad: {min(padding)}")
     for k, p, d in zip(kernel, padding, dilation):
-        if p < 0 or p > ((k - 1) * d + 1) // 2:
+        if p > ((k - 1) * d + 1) // 2:
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, "
                                f"kernel_size={k} and dilation={d}")
     # then torch's shape check bounds padding again by half the undilated kernel
@@ -323,9 +317,9 @@ def _apply(input, plan, return_indices=False):
 def _window_plan(op_name, mode, input, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad=True,
                  divisor_override=None):
     _check_input(op_name, input)
-    kernel = _pair(kernel_size, "kernel_size", op_name)
-    stride = kernel if stride is None or stride == [] or stride == () else _pair(stride, "stride", op_name)
-    padding, dilation = _pair(padding, "padding", op_name), _pair(dilation, "dilation", op_name)
+    kernel = int_pair(kernel_size, "kernel_size", op_name)
+    stride = kernel if stride is None or stride == [] or stride == () else int_pair(stride, "stride", op_name)
+    padding, dilation = int_pair(padding, "padding", op_name), int_pair(dilation, "dilation", op_name)
     height, width = input.shape[-2:]
     if stride[0] != 0 and stride[1] != 0:
         out_size = tuple(pooling_output_size(size, k, p, s, d, ceil_mode)

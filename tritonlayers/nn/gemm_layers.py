@@ -5,6 +5,7 @@ import torch
 
 from .. import functional as F
 from ..activation import resolve_activation
+from ..conv import transpose_geometry_message, unsupported_transpose_geometry
 from ..linear import HEADS
 
 
@@ -55,13 +56,10 @@ class Conv2d(torch.nn.Conv2d):
 class ConvTranspose2d(torch.nn.ConvTranspose2d):
     def __init__(self, *args, activation=None, **kwargs):
         super().__init__(*args, **kwargs)
-        for name, value, wanted in (("stride", self.stride, self.kernel_size), ("padding", self.padding, (0, 0)),
-                                    ("output_padding", self.output_padding, (0, 0)),
-                                    ("dilation", self.dilation, (1, 1))):
-            if value != wanted:
-                raise NotImplementedError(f"ConvTranspose2d: {name}={value} is not supported: tritonlayers runs "
-                                          f"kernel_size == stride ({self.kernel_size}), padding 0, output_padding 0, "
-                                          "dilation 1")
+        unsupported = unsupported_transpose_geometry(self.kernel_size, self.stride, self.padding,
+                                                     self.output_padding, self.dilation)
+        if unsupported is not None:
+            raise NotImplementedError(transpose_geometry_message("ConvTranspose2d", *unsupported, self.kernel_size))
         self.activation = _stored_activation(activation)
 
     def extra_repr(self):
