@@ -13,6 +13,16 @@ def to_compute_dtype(x):
 
 
 @triton.jit
+def to_storage(x, ptr):
+    """x in ptr's element dtype, fp64 reaching bf16 through fp32 as torch's cast does (c10's BFloat16 is built
+    from a float; Triton's interpreter also turns a direct fp64 -> bf16 cast into NaN)."""
+    if x.dtype == tl.float64 and ptr.dtype.element_ty == tl.bfloat16:
+        return x.to(tl.float32).to(tl.bfloat16)
+    else:
+        return x.to(ptr.dtype.element_ty)
+
+
+@triton.jit
 def compute_full(value: tl.constexpr, like_ptr, BLOCK: tl.constexpr):
     """[BLOCK] filled with value in the compute dtype of like_ptr's element type. (Built in fp32 and cast:
     Triton 3.6's interpreter cannot fill bf16 directly.)"""

@@ -11,7 +11,7 @@ softmax_split_k_kernel one whose GEMM split K.
 import triton
 import triton.language as tl
 
-from .precision import compute_full, to_compute_dtype
+from .precision import compute_full, to_compute_dtype, to_storage
 from .tiles import TILE_STAGES, tile_offsets, with_divisor
 from .host_math import next_power_of_2
 
@@ -39,7 +39,7 @@ def _indices(start, BLOCK: tl.constexpr, WIDE_INDEX: tl.constexpr):
 def _load_input(pointers, mask, output_ptr):
     # dtype= casts the input to the output dtype first (torch's semantics), then math runs in fp32/fp64.
     x = tl.load(pointers, mask=mask, other=float("-inf"))
-    return to_compute_dtype(x.to(output_ptr.dtype.element_ty))
+    return to_compute_dtype(to_storage(x, output_ptr))
 
 
 @triton.jit
@@ -79,7 +79,7 @@ def softmax_forward_kernel(
         else:
             y = exp_shifted * (1 / total)[None, :]
         tl.store(output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
-                                       output_column_stride, ALIGN), y.to(output_ptr.dtype.element_ty), mask=mask)
+                                       output_column_stride, ALIGN), to_storage(y, output_ptr), mask=mask)
     else:
         # Online softmax: running max m and sum s of exp(x - m) over the row chunks
         running_max = compute_full(float("-inf"), output_ptr, BLOCK_C)
@@ -103,7 +103,7 @@ def softmax_forward_kernel(
             else:
                 y = tl.exp(shifted) * inverse_total[None, :]
             tl.store(output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
-                                           output_column_stride, ALIGN), y.to(output_ptr.dtype.element_ty), mask=mask)
+                                           output_column_stride, ALIGN), to_storage(y, output_ptr), mask=mask)
 
 
 @triton.jit
@@ -141,7 +141,7 @@ def softmax_normalize_kernel(
             y = shifted - log_total[:, None]
         else:
             y = tl.exp(shifted) * inverse_total[:, None]
-        tl.store(pointers, y.to(logits_ptr.dtype.element_ty), mask=mask)
+        tl.store(pointers, to_storage(y, logits_ptr), mask=mask)
 
 
 @triton.jit
@@ -170,7 +170,7 @@ def softmax_split_k_kernel(
         logits += tl.load(partials_ptr + split * plane + offsets, mask=mask, other=0)
     if HAS_BIAS:
         logits += tl.load(bias_ptr + columns, mask=column_mask, other=0).to(logits.dtype)[None, :]
-    logits = tl.where(mask, logits.to(output_ptr.dtype.element_ty).to(logits.dtype), float("-inf"))
+    logits = tl.where(mask, to_storage(logits, output_ptr).to(logits.dtype), float("-inf"))
     shifted = logits - tl.max(logits, axis=1)[:, None]
     exp_shifted = tl.where(mask, tl.exp(shifted), 0)
     total = tl.sum(exp_shifted, axis=1)
@@ -178,7 +178,7 @@ def softmax_split_k_kernel(
         y = shifted - tl.log(total)[:, None]
     else:
         y = exp_shifted / total[:, None]
-    tl.store(output_ptr + offsets, y.to(output_ptr.dtype.element_ty), mask=mask)
+    tl.store(output_ptr + offsets, to_storage(y, output_ptr), mask=mask)
 
 
 def split_k_softmax_launch_config(num_rows, num_columns, tile=2048):
@@ -227,7 +227,7 @@ def softmax_backward_kernel(
         else:
             grad_x = weight * (grad - total[None, :])
         tl.store(grad_input_ptr + tile_offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
-                                           grad_input_column_stride, ALIGN), grad_x.to(grad_input_ptr.dtype.element_ty),
+                                           grad_input_column_stride, ALIGN), to_storage(grad_x, grad_input_ptr),
                  mask=mask)
     else:
         total = compute_full(0.0, output_ptr, BLOCK_C)
@@ -254,7 +254,7 @@ def softmax_backward_kernel(
                 grad_x = weight * (grad - total[None, :])
             tl.store(grad_input_ptr + tile_offsets(group, rows, columns, grad_input_group_stride, grad_input_row_stride,
                                                grad_input_column_stride, ALIGN),
-                     grad_x.to(grad_input_ptr.dtype.element_ty), mask=mask)
+                     to_storage(grad_x, grad_input_ptr), mask=mask)
 
 
 # A program keeps at most this many bytes of a tile in registers: 32K fp32 values (a 32000-class row in one

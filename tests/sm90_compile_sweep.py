@@ -212,6 +212,9 @@ def sweep(F, dtypes):
             for shape, dim in [((64, 33), 1), ((64, 33), 0), ((4, 40009), 1), ((2, 600, 5, 7), 1)]:
                 _forward_backward(lambda t: function(t, dim), torch.empty(shape, dtype=dtype))
             _forward_backward(lambda t: function(t, 1, dtype=torch.float32), dense)
+            fp64_pair = {torch.bfloat16: torch.float64, torch.float64: torch.bfloat16}.get(dtype)
+            if fp64_pair is not None:  # fp64 <-> bf16 casts (through fp32)
+                _forward_backward(lambda t: function(t, 1, dtype=fp64_pair), dense)
         if dtype not in (torch.float32, torch.bfloat16):  # dropout's kernels: one fp32 and one 16-bit family
             continue
         nchw = torch.empty(4, 16, 6, 6, dtype=dtype)

@@ -165,6 +165,16 @@ def test_global_pool_over_several_steps_and_channel_blocks(kind, layout, monkeyp
     assert blocks == [("global_pool_forward_kernel", 2, 8), ("global_pool_backward_kernel", 2, 8)], blocks
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dilation", [2, (2, 1), (1, 2)])
+def test_dilated_window_the_size_of_the_input_is_not_global(dilation, layout):
+    """A kernel the size of the input, dilated, with ceil_mode: one output whose window skips rows or columns
+    (and hangs over the edge), so not the global reduction (which took the maximum of the whole map)."""
+    x = make_input((2, 3, 2, 3), torch.float64, layout)
+    _compare(lambda t: TF.max_pool2d(t, (2, 3), 3, dilation=dilation, ceil_mode=True, return_indices=True),
+             lambda t: F.max_pool2d(t, (2, 3), 3, dilation=dilation, ceil_mode=True, return_indices=True), x)
+
+
 @pytest.mark.parametrize("call", [lambda m, t: m.max_pool2d(t, 2, 1, return_indices=True),
                                   lambda m, t: m.adaptive_max_pool2d(t, 1, True),
                                   lambda m, t: m.max_pool2d(t, (2, 3), return_indices=True)],

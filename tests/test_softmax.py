@@ -135,8 +135,10 @@ def test_output_keeps_channels_last(name):
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("input_dtype,dtype", [(torch.float16, torch.float32), (torch.bfloat16, torch.float32),
-                                               (torch.float32, torch.float16), (torch.float32, torch.float64)])
+                                               (torch.float32, torch.float16), (torch.float32, torch.float64),
+                                               (torch.bfloat16, torch.float64), (torch.float64, torch.bfloat16)])
 def test_dtype_argument_casts_like_torch(name, input_dtype, dtype):
+    # fp64 <-> bf16: fp64 values reach bf16 through fp32, as torch's cast does (and Triton's interpreter needs)
     x = make_input((3, 37), input_dtype)
     _check(name, x, 1, dtype=dtype)
 

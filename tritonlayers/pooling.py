@@ -90,9 +90,11 @@ class PoolPlan:
         if mode.startswith("adaptive"):
             self.kernel = tuple(max(self._adaptive_window(i, o, n) for o in range(n)) if n else 1
                                 for i, n in zip(input_size, out_size))
-        # a window covering the whole input, once: the 1x1 global reduction
+        # a window covering the whole input, once: the 1x1 global reduction (a dilated one skips rows or
+        # columns, though ceil_mode can leave it the only window)
         self.is_global = self.out_size == (1, 1) and (mode.startswith("adaptive") or (
-            self.kernel == self.input_size and self.padding == (0, 0) and self.divisor_override == 0))
+            self.kernel == self.input_size and self.padding == (0, 0) and self.divisor_override == 0 and
+            all(d == 1 or k == 1 for d, k in zip(self.dilation, self.kernel))))
 
     @staticmethod
     def _adaptive_window(size, o, out):
