@@ -1,0 +1,177 @@
+"""Seeded random cases against torch's CPU kernels in fp64: geometry, layouts and fusions drawn together, as a
+user's model combines them, where the other files pick cases one concern at a time. Each case number is its
+own seed, so a failure names a reproducible case. Found this way: a 1-D linear input's bias gradient, the
+layout torch gives a convolution fed a channels_last weight, a dilated max-pool window the size of its input
+taken for a global pool, and a BatchNorm mean a plain fp32 sum left an ulp or two off."""
+import random
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tritonlayers.functional as TF
+from helpers import DEVICE, activate, assert_close
+
+ACTIVATIONS = [None, "relu", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "elu", "hardswish", "hardsigmoid",
+               "mish", "softplus", "relu6"]
+CASES = 100
+
+
+def _awkward(tensor, rng):
+    """The tensor as a channels_last, sliced (not dense) or transposed-storage view, or as it is."""
+    choice = rng.random()
+    if choice < 0.25 and tensor.dim() == 4:
+        return tensor.contiguous(memory_format=torch.channels_last)
+    if choice < 0.45:
+        padded = torch.zeros(*tensor.shape[:-1], tensor.shape[-1] + 3, dtype=tensor.dtype)
+        padded[..., 1:1 + tensor.shape[-1]] = tensor
+        return padded[..., 1:1 + tensor.shape[-1]]
+    if choice < 0.6 and tensor.dim() >= 2:
+        return tensor.transpose(0, 1).contiguous().transpose(0, 1)
+    return tensor
+
+
+def _layout(tensor):
+    return tensor.is_contiguous(), tensor.is_contiguous(memory_format=torch.channels_last)
+
+
+def _leaves(tensors):
+    """(ours on DEVICE, torch's on the CPU) copies requiring grad; None stays None. Ours keep the strides."""
+    ours, theirs = [], []
+    for tensor in tensors:
+        if tensor is None:
+            ours.append(None)
+            theirs.append(None)
+            continue
+        device_copy = torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype, device=DEVICE)
+        ours.append(device_copy.copy_(tensor).requires_grad_())
+        theirs.append(tensor.detach().clone().requires_grad_())
+    return ours, theirs
+
+
+def _compare_with_grads(got, expected, ours, theirs, rng):
+    assert_close(got, expected, name="output")
+    grad = torch.randn(expected.shape, dtype=expected.dtype, generator=torch.Generator().manual_seed(rng.randrange(2**31)))
+    wanted = [(a, b) for a, b in zip(ours, theirs) if a is not None]
+    got_grads = torch.autograd.grad(got, [a for a, _ in wanted], grad.to(DEVICE))
+    expected_grads = torch.autograd.grad(expected, [b for _, b in wanted], grad)
+    for index, (got_grad, expected_grad) in enumerate(zip(got_grads, expected_grads)):
+        assert_close(got_grad, expected_grad, name=f"grad {index}")
+
+
+def _gemm_case(rng):
+    kind = rng.choice(["conv2d", "conv_transpose2d", "linear"])
+    activation = rng.choice(ACTIVATIONS + (["softmax", "log_softmax"] if kind == "linear" else []))
+    bias_wanted = rng.random() < 0.6
+    if kind == "conv2d":
+        groups = rng.choice([1, 1, 2, 3])
+        in_channels, out_channels = groups * rng.randint(1, 5), groups * rng.randint(1, 4)
+        x = torch.randn(rng.randint(1, 3), in_channels, rng.randint(1, 9), rng.randint(1, 9), dtype=torch.float64)
+        weight = torch.randn(out_channels, in_channels // groups, 1, 1, dtype=torch.float64)
+        extra = dict(stride=(rng.randint(1, 3), rng.randint(1, 3)), groups=groups)
+    elif kind == "conv_transpose2d":
+        groups = rng.choice([1, 1, 2])
+        in_channels, out_group = groups * rng.randint(1, 4), rng.randint(1, 3)
+        kernel = (rng.randint(1, 3), rng.randint(1, 3))
+        x = torch.randn(rng.randint(1, 3), in_channels, rng.randint(1, 5), rng.randint(1, 5), dtype=torch.float64)
+        weight = torch.randn(in_channels, out_group, *kernel, dtype=torch.float64)
+        out_channels = out_group * groups
+        extra = dict(stride=kernel, groups=groups)
+    else:
+        lead = tuple(rng.randint(1, 4) for _ in range(rng.randint(0, 3)))
+        in_features, out_channels = rng.randint(1, 40), rng.randint(1, 40)
+        x = torch.randn(*lead, in_features, dtype=torch.float64)
+        weight = torch.randn(out_channels, in_features, dtype=torch.float64)
+        extra = {}
+    bias = torch.randn(out_channels, dtype=torch.float64) if bias_wanted else None
+    return kind, activation, _awkward(x, rng), _awkward(weight, rng), bias, extra
+
+
+@pytest.mark.parametrize("case", range(CASES))
+def test_gemm_layers(case):
+    rng = random.Random(case)
+    kind, activation, x, weight, bias, extra = _gemm_case(rng)
+    ours, theirs = _leaves([x, weight, bias])
+    got = getattr(TF, kind)(*ours, activation=activation, **extra)
+    expected = getattr(F, kind)(*theirs, **extra)
+    if activation in ("softmax", "log_softmax"):
+        expected = getattr(F, activation)(expected, -1)
+    else:
+        expected = activate(expected, activation)
+    if kind != "linear":
+        assert _layout(got) == _layout(expected)
+    _compare_with_grads(got, expected, ours, theirs, rng)
+
+
+def _pool_case(rng):
+    shape = (rng.randint(1, 3), rng.randint(1, 5), rng.randint(1, 11), rng.randint(1, 11))
+    x = torch.randn(shape, dtype=torch.float64)
+    if rng.random() < 0.2:
+        x = x.round()  # ties: the first maximum in scan order wins
+    op = rng.choice(["max_pool2d", "avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool2d"])
+    if op.startswith("adaptive"):
+        extra = dict(output_size=rng.choice([1, (rng.randint(1, 6), rng.randint(1, 6)), (None, rng.randint(1, 4))]))
+    else:
+        kernel = (rng.randint(1, 4), rng.randint(1, 4))
+        extra = dict(kernel_size=kernel, stride=rng.choice([None, 1, 2, (rng.randint(1, 3), rng.randint(1, 3))]),
+                     padding=(rng.randint(0, kernel[0] // 2), rng.randint(0, kernel[1] // 2)),
+                     ceil_mode=rng.random() < 0.4)
+        if op == "max_pool2d":
+            extra["dilation"] = rng.choice([1, 2, (1, 2)])
+        else:
+            extra["count_include_pad"] = rng.random() < 0.5
+            extra["divisor_override"] = rng.choice([None, None, rng.randint(1, 5)])
+    if op.endswith("max_pool2d"):
+        extra["return_indices"] = rng.random() < 0.4
+    return op, _awkward(x, rng), extra
+
+
+@pytest.mark.parametrize("case", range(CASES))
+def test_pooling(case):
+    rng = random.Random(case)
+    op, x, extra = _pool_case(rng)
+    try:
+        expected = getattr(F, op)(x, **extra)
+    except RuntimeError as error:  # geometry torch refuses: refused alike
+        with pytest.raises(RuntimeError, match=re.escape(str(error)[:40])):
+            getattr(TF, op)(x.to(DEVICE), **extra)
+        return
+    ours, theirs = _leaves([x])
+    got, expected = getattr(TF, op)(*ours, **extra), getattr(F, op)(*theirs, **extra)
+    if extra.get("return_indices"):
+        got, got_indices = got
+        expected, expected_indices = expected
+    if not torch.isfinite(expected).all():  # a window wholly in padding: torch's backward scatters out of bounds
+        assert_close(got, expected, name="output")
+        return
+    if extra.get("return_indices"):
+        assert torch.equal(got_indices.cpu(), expected_indices)
+    _compare_with_grads(got, expected, ours, theirs, rng)
+
+
+@pytest.mark.parametrize("case", range(CASES))
+def test_batch_norm(case):
+    rng = random.Random(case)
+    channels = rng.randint(1, 6)
+    shape = (rng.randint(2, 4), channels) + tuple(rng.randint(1, 6) for _ in range(rng.choice([0, 1, 2, 2, 3])))
+    x = _awkward(torch.randn(shape, dtype=torch.float64) * rng.choice([1, 10]) + rng.choice([0, 3, -100]), rng)
+    training, affine, running = rng.random() < 0.7, rng.random() < 0.7, rng.random() < 0.8
+    running = running or not training
+    activation = rng.choice([None, "relu", "silu", "leaky_relu", "sigmoid"])
+    residual = torch.randn(shape, dtype=torch.float64) if rng.random() < 0.3 else None
+    weight, bias = (torch.randn(channels, dtype=torch.float64) for _ in range(2)) if affine else (None, None)
+    stats = (torch.randn(channels, dtype=torch.float64), torch.rand(channels, dtype=torch.float64) + 0.5) \
+        if running else (None, None)
+    momentum = rng.choice([0.1, 0.5, 1.0, 0.0])
+    ours, theirs = _leaves([x, weight, bias, residual])
+    our_stats = [s.to(DEVICE) if s is not None else None for s in stats]
+    their_stats = [s.clone() if s is not None else None for s in stats]
+    got = TF.batch_norm(ours[0], *our_stats, ours[1], ours[2], training, momentum, activation=activation,
+                        residual=ours[3])
+    expected = F.batch_norm(theirs[0], *their_stats, theirs[1], theirs[2], training, momentum)
+    expected = activate(expected + theirs[3] if residual is not None else expected, activation)
+    for name, our_stat, their_stat in zip(("running_mean", "running_var"), our_stats, their_stats):
+        if our_stat is not None:
+            assert_close(our_stat, their_stat, name=name)
+    _compare_with_grads(got, expected, ours, theirs, rng)
