@@ -52,7 +52,8 @@ def _leaves(tensors):
 
 def _compare_with_grads(got, expected, ours, theirs, rng):
     assert_close(got, expected, name="output")
-    grad = torch.randn(expected.shape, dtype=expected.dtype, generator=torch.Generator().manual_seed(rng.randrange(2**31)))
+    generator = torch.Generator().manual_seed(rng.randrange(2**31))
+    grad = torch.randn(expected.shape, dtype=expected.dtype, generator=generator)
     wanted = [(a, b) for a, b in zip(ours, theirs) if a is not None]
     got_grads = torch.autograd.grad(got, [a for a, _ in wanted], grad.to(DEVICE))
     expected_grads = torch.autograd.grad(expected, [b for _, b in wanted], grad)
