@@ -210,6 +210,32 @@ def test_mean_is_rounded_once(shape, offset, path, request):
     assert (error <= (0.6 if path == "resident" else 1.05) * ulp).all(), error / ulp  # split: two roundings
 
 
+@pytest.mark.parametrize("path", ["resident", "split"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_strided_parameters_and_buffers(training, path, request):
+    """Weight, bias and running buffers that are strided views (every other element of a buffer): the kernels
+    index them by channel with unit stride, so they are read through dense copies and the running buffers
+    written back (the strided views gave other channels' values)."""
+    if path == "split":
+        request.getfixturevalue("split_only")
+    x = make_input((3, 5, 4, 3), torch.float64, requires_grad=True)
+    weight, bias = (make_input((5,), torch.float64, "strided", 0.5, 1.5, requires_grad=True) for _ in range(2))
+    running_mean = make_input((5,), torch.float64, "strided")
+    running_var = make_input((5,), torch.float64, "strided", 0.5, 1.5)
+    expected_running = [running_mean.cpu().clone(), running_var.cpu().clone()]
+    y = TF.batch_norm(x, running_mean, running_var, weight, bias, training, 0.3, activation="relu")
+    leaves64 = [t.detach().double().cpu().requires_grad_() for t in (x, weight, bias)]
+    expected = F.relu(F.batch_norm(leaves64[0], *expected_running, leaves64[1], leaves64[2], training, 0.3))
+    assert_close(y, expected, name="output")
+    assert_close(running_mean, expected_running[0], name="running_mean")
+    assert_close(running_var, expected_running[1], name="running_var")
+    grad_output = make_input(tuple(y.shape), torch.float64)
+    grads = torch.autograd.grad(y, [x, weight, bias], grad_output)
+    expected_grads = torch.autograd.grad(expected, leaves64, grad_output.cpu())
+    for name, grad, expected_grad in zip(("input", "weight", "bias"), grads, expected_grads):
+        assert_close(grad, expected_grad, name=f"grad {name}")
+
+
 @pytest.mark.parametrize("num_parts", [1, 7, 300])
 def test_merge_of_many_parts_keeps_mean_and_variance(num_parts):
     # Partial (count, mean, M2) as the split pass leaves them in fp32 (some parts empty, means near 1e4, std

@@ -167,8 +167,9 @@ def test_linear_head_across_tiles(rows, features, why, head, dtype, monkeypatch)
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("head", ["softmax", "log_softmax"])
-@pytest.mark.parametrize("features,with_bias", [(45, True), (130, False)], ids=["45-features", "130-no-bias"])
-def test_linear_head_split_k(features, with_bias, head, dtype, monkeypatch):
+@pytest.mark.parametrize("features,bias_layout", [(45, "contiguous"), (45, "strided"), (130, None)],
+                         ids=["45-features", "45-strided-bias", "130-no-bias"])
+def test_linear_head_split_k(features, bias_layout, head, dtype, monkeypatch):
     """A head with fewer output tiles than SMs splits K (here 40 into 5 chunks of 8, on a pretend 132-SM GPU):
     partial logits from a batch of GEMMs, summed with the bias and normalized by one pass; values and
     gradients, leading dims, a -inf bias column and a NaN input row as in torch."""
@@ -185,7 +186,8 @@ def test_linear_head_split_k(features, with_bias, head, dtype, monkeypatch):
                                                                                                    **kwargs))
     x = make_input((2, 3, 40), dtype, low=-1, high=1, requires_grad=True)
     weight = make_input((features, 40), dtype, low=-1, high=1, requires_grad=True)
-    bias = make_input((features,), dtype, requires_grad=True) if with_bias else None
+    with_bias = bias_layout is not None
+    bias = make_input((features,), dtype, bias_layout, requires_grad=True) if with_bias else None
     leaves = [x, weight] + ([bias] if with_bias else [])
     _compare(lambda: TF.linear(x, weight, bias, activation=head),
              lambda x, w, b=None: _head(F.linear(x, w, b), head), leaves, dtype, 40)
@@ -580,6 +582,31 @@ def test_modules_match_torch_twins(name, kwargs, shape):
     expected_grads = torch.autograd.grad(expected.sum(), [x, *theirs.parameters()])
     for grad, expected_grad in zip(grads, expected_grads):
         assert_close(grad, expected_grad, scale_atol=100)
+
+
+@pytest.mark.parametrize("layer", ["linear", "linear_softmax", "conv2d", "conv_transpose2d"])
+def test_strided_bias(layer):
+    """A bias that is a strided view (every other element of a buffer, or one value expanded): the GEMMs walk
+    the bias with unit strides, so it is read as a dense copy (the strided one gave other features' values)."""
+    dtype = torch.float64
+    for bias_values in (make_input((12,), dtype, "strided"), make_input((1,), dtype).expand(12)):
+        bias = bias_values.detach().requires_grad_()
+        if layer.startswith("linear"):
+            x = make_input((5, 7), dtype, requires_grad=True)
+            weight = make_input((12, 7), dtype, requires_grad=True)
+            activation = "softmax" if layer == "linear_softmax" else None
+            _compare(lambda: TF.linear(x, weight, bias, activation=activation),
+                     lambda x, w, b: _head(F.linear(x, w, b), activation), [x, weight, bias], dtype, 7)
+        elif layer == "conv2d":
+            x = make_input((2, 6, 3, 4), dtype, requires_grad=True)
+            weight = make_input((12, 3, 1, 1), dtype, requires_grad=True)
+            _compare(lambda: TF.conv2d(x, weight, bias, groups=2), lambda x, w, b: F.conv2d(x, w, b, groups=2),
+                     [x, weight, bias], dtype, 12)
+        else:
+            x = make_input((2, 6, 3, 4), dtype, requires_grad=True)
+            weight = make_input((6, 6, 2, 2), dtype, requires_grad=True)
+            _compare(lambda: TF.conv_transpose2d(x, weight, bias, 2, groups=2),
+                     lambda x, w, b: F.conv_transpose2d(x, w, b, 2, groups=2), [x, weight, bias], dtype, 12)
 
 
 def test_module_activation_and_refusals():

@@ -89,6 +89,8 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
     """
     if m.total == 0 or n.total == 0 or batch.total == 0:
         return
+    if bias is not None and not bias.is_contiguous():
+        bias = bias.contiguous()  # the axes walk the bias with unit strides: a strided view as a dense copy
     if softmax_stats is not None:
         softmax = "partial"
     # Axes come from axis()'s cache, so equal axes are the same objects: a plan holds them, so their ids

@@ -53,6 +53,12 @@ def _views(tensors):
     return tensors, geometry
 
 
+def _per_channel(*tensors):
+    """Per-channel vectors as the kernels index them, by channel with unit stride: a strided view (a weight
+    sliced out of a larger buffer, an expanded one) as a dense copy. None stays None."""
+    return tuple(t if t is None or t.is_contiguous() else t.contiguous() for t in tensors)
+
+
 def _flat_strides(strides):
     return [s for tensor_strides in strides for s in tensor_strides]
 
@@ -111,6 +117,8 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
         return output, mean, invstd
     num_channels = input.shape[1]
     stats_dtype = _compute_dtype(input)
+    running_buffers = running_mean, running_var
+    weight, bias, running_mean, running_var = _per_channel(weight, bias, running_mean, running_var)
     used_mean, used_invstd = (mean, invstd) if training else (running_mean, running_var)
     update_running = training and running_mean is not None
     residual_or_input = residual if residual is not None else input
@@ -154,6 +162,9 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
                 num_warps=config["num_warps"], **common)
     if out.data_ptr() != output.data_ptr():
         output.copy_(out)
+    for buffer, written in zip(running_buffers, (running_mean, running_var)):
+        if update_running and written is not buffer:  # a strided buffer updated through its dense copy
+            buffer.copy_(written)
     return output, mean, invstd
 
 
@@ -189,6 +200,7 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
                 grad.zero_()
         return outputs
     sums_dtype = _compute_dtype(input)
+    weight, bias, mean, invstd = _per_channel(weight, bias, mean, invstd)  # eval: the (maybe strided) buffers
     reads_saved = spec.name != "identity" and (saved_is_output or has_residual)
     saved_or_input = saved if reads_saved else input
     gi_or_go = grad_input if grad_input is not None else grad_output

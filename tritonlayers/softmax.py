@@ -110,6 +110,8 @@ def softmax_from_split_k(partials, bias, output, log):
     if output.numel() == 0:
         return
     num_rows = output.numel() // num_columns
+    if bias is not None and not bias.is_contiguous():
+        bias = bias.contiguous()  # indexed by feature with unit stride
     block_r, block_c, num_warps = split_k_softmax_launch_config(num_rows, num_columns)
     with launch_device("log_softmax" if log else "softmax", partials, bias, output):
         run_kernel(softmax_split_k_kernel, (cdiv(num_rows, block_r),), partials,
