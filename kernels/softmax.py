@@ -55,6 +55,19 @@ def online_max_sum(running_max, running_sum, maxima, sums, AXIS: tl.constexpr):
 
 
 @triton.jit
+def whole_softmax(x, AXIS: tl.constexpr, LOG: tl.constexpr):
+    """softmax / log_softmax along AXIS of a tile that holds its rows whole (masked-off values -inf)."""
+    shifted = x - tl.expand_dims(tl.max(x, axis=AXIS), AXIS)
+    exp_shifted = tl.exp(shifted)
+    total = tl.sum(exp_shifted, axis=AXIS)
+    if LOG:
+        y = shifted - tl.expand_dims(tl.log(total), AXIS)
+    else:
+        y = exp_shifted * tl.expand_dims(1 / total, AXIS)
+    return y
+
+
+@triton.jit
 def softmax_forward_kernel(
     input_ptr, output_ptr, num_rows, num_columns,
     input_group_stride, input_row_stride, input_column_stride,
@@ -71,13 +84,7 @@ def softmax_forward_kernel(
         mask = (rows[:, None] < num_rows) & column_mask
         x = _load_input(input_ptr + tile_offsets(group, rows, columns, input_group_stride, input_row_stride,
                                              input_column_stride, ALIGN), mask, output_ptr)
-        shifted = x - tl.max(x, axis=0)[None, :]
-        exp_shifted = tl.exp(shifted)
-        total = tl.sum(exp_shifted, axis=0)
-        if LOG:
-            y = shifted - tl.log(total)[None, :]
-        else:
-            y = exp_shifted * (1 / total)[None, :]
+        y = whole_softmax(x, 0, LOG)
         tl.store(output_ptr + tile_offsets(group, rows, columns, output_group_stride, output_row_stride,
                                        output_column_stride, ALIGN), to_storage(y, output_ptr), mask=mask)
     else:
@@ -171,14 +178,7 @@ def softmax_split_k_kernel(
     if HAS_BIAS:
         logits += tl.load(bias_ptr + columns, mask=column_mask, other=0).to(logits.dtype)[None, :]
     logits = tl.where(mask, to_storage(logits, output_ptr).to(logits.dtype), float("-inf"))
-    shifted = logits - tl.max(logits, axis=1)[:, None]
-    exp_shifted = tl.where(mask, tl.exp(shifted), 0)
-    total = tl.sum(exp_shifted, axis=1)
-    if LOG:
-        y = shifted - tl.log(total)[:, None]
-    else:
-        y = exp_shifted / total[:, None]
-    tl.store(output_ptr + offsets, to_storage(y, output_ptr), mask=mask)
+    tl.store(output_ptr + offsets, to_storage(whole_softmax(logits, 1, LOG), output_ptr), mask=mask)
 
 
 def split_k_softmax_launch_config(num_rows, num_columns, tile=2048):

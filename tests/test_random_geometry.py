@@ -11,25 +11,18 @@ import torch
 import torch.nn.functional as F
 
 import tritonlayers.functional as TF
-from helpers import DEVICE, activate, assert_close
+from helpers import LAYOUTS, activate, assert_close, make_input
 
 ACTIVATIONS = [None, "relu", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "elu", "hardswish", "hardsigmoid",
                "mish", "softplus", "relu6"]
 CASES = 100
 
 
-def _awkward(tensor, rng):
-    """The tensor as a channels_last, sliced (not dense) or transposed-storage view, or as it is."""
-    choice = rng.random()
-    if choice < 0.25 and tensor.dim() == 4:
-        return tensor.contiguous(memory_format=torch.channels_last)
-    if choice < 0.45:
-        padded = torch.zeros(*tensor.shape[:-1], tensor.shape[-1] + 3, dtype=tensor.dtype)
-        padded[..., 1:1 + tensor.shape[-1]] = tensor
-        return padded[..., 1:1 + tensor.shape[-1]]
-    if choice < 0.6 and tensor.dim() >= 2:
-        return tensor.transpose(0, 1).contiguous().transpose(0, 1)
-    return tensor
+def _draw(shape, rng, low=-4.0, high=4.0):
+    """fp64 values on DEVICE in a layout drawn from helpers.LAYOUTS (channels_last for 4-D tensors only)."""
+    layouts = [layout for layout in LAYOUTS if layout != "channels_last" or len(shape) == 4]
+    layout = rng.choice(layouts) if shape else "contiguous"
+    return make_input(shape, torch.float64, layout, low, high, torch.Generator().manual_seed(rng.randrange(2**31)))
 
 
 def _layout(tensor):
@@ -37,16 +30,9 @@ def _layout(tensor):
 
 
 def _leaves(tensors):
-    """(ours on DEVICE, torch's on the CPU) copies requiring grad; None stays None. Ours keep the strides."""
-    ours, theirs = [], []
-    for tensor in tensors:
-        if tensor is None:
-            ours.append(None)
-            theirs.append(None)
-            continue
-        device_copy = torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype, device=DEVICE)
-        ours.append(device_copy.copy_(tensor).requires_grad_())
-        theirs.append(tensor.detach().clone().requires_grad_())
+    """(ours, torch's CPU copies), each requiring grad; None stays None. Ours keep their layouts."""
+    ours = [t.detach().requires_grad_() if t is not None else None for t in tensors]
+    theirs = [t.detach().to("cpu", copy=True).requires_grad_() if t is not None else None for t in tensors]
     return ours, theirs
 
 
@@ -55,7 +41,7 @@ def _compare_with_grads(got, expected, ours, theirs, rng):
     generator = torch.Generator().manual_seed(rng.randrange(2**31))
     grad = torch.randn(expected.shape, dtype=expected.dtype, generator=generator)
     wanted = [(a, b) for a, b in zip(ours, theirs) if a is not None]
-    got_grads = torch.autograd.grad(got, [a for a, _ in wanted], grad.to(DEVICE))
+    got_grads = torch.autograd.grad(got, [a for a, _ in wanted], grad.to(got.device))
     expected_grads = torch.autograd.grad(expected, [b for _, b in wanted], grad)
     for index, (got_grad, expected_grad) in enumerate(zip(got_grads, expected_grads)):
         assert_close(got_grad, expected_grad, name=f"grad {index}")
@@ -68,25 +54,25 @@ def _gemm_case(rng):
     if kind == "conv2d":
         groups = rng.choice([1, 1, 2, 3])
         in_channels, out_channels = groups * rng.randint(1, 5), groups * rng.randint(1, 4)
-        x = torch.randn(rng.randint(1, 3), in_channels, rng.randint(1, 9), rng.randint(1, 9), dtype=torch.float64)
-        weight = torch.randn(out_channels, in_channels // groups, 1, 1, dtype=torch.float64)
+        x = _draw((rng.randint(1, 3), in_channels, rng.randint(1, 9), rng.randint(1, 9)), rng)
+        weight = _draw((out_channels, in_channels // groups, 1, 1), rng)
         extra = dict(stride=(rng.randint(1, 3), rng.randint(1, 3)), groups=groups)
     elif kind == "conv_transpose2d":
         groups = rng.choice([1, 1, 2])
         in_channels, out_group = groups * rng.randint(1, 4), rng.randint(1, 3)
         kernel = (rng.randint(1, 3), rng.randint(1, 3))
-        x = torch.randn(rng.randint(1, 3), in_channels, rng.randint(1, 5), rng.randint(1, 5), dtype=torch.float64)
-        weight = torch.randn(in_channels, out_group, *kernel, dtype=torch.float64)
+        x = _draw((rng.randint(1, 3), in_channels, rng.randint(1, 5), rng.randint(1, 5)), rng)
+        weight = _draw((in_channels, out_group, *kernel), rng)
         out_channels = out_group * groups
         extra = dict(stride=kernel, groups=groups)
     else:
         lead = tuple(rng.randint(1, 4) for _ in range(rng.randint(0, 3)))
         in_features, out_channels = rng.randint(1, 40), rng.randint(1, 40)
-        x = torch.randn(*lead, in_features, dtype=torch.float64)
-        weight = torch.randn(out_channels, in_features, dtype=torch.float64)
+        x = _draw((*lead, in_features), rng)
+        weight = _draw((out_channels, in_features), rng)
         extra = {}
-    bias = torch.randn(out_channels, dtype=torch.float64) if bias_wanted else None
-    return kind, activation, _awkward(x, rng), _awkward(weight, rng), bias, extra
+    bias = _draw((out_channels,), rng) if bias_wanted else None
+    return kind, activation, x, weight, bias, extra
 
 
 @pytest.mark.parametrize("case", range(CASES))
@@ -106,10 +92,9 @@ def test_gemm_layers(case):
 
 
 def _pool_case(rng):
-    shape = (rng.randint(1, 3), rng.randint(1, 5), rng.randint(1, 11), rng.randint(1, 11))
-    x = torch.randn(shape, dtype=torch.float64)
+    x = _draw((rng.randint(1, 3), rng.randint(1, 5), rng.randint(1, 11), rng.randint(1, 11)), rng)
     if rng.random() < 0.2:
-        x = x.round()  # ties: the first maximum in scan order wins
+        x.round_()  # ties: the first maximum in scan order wins
     op = rng.choice(["max_pool2d", "avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool2d"])
     if op.startswith("adaptive"):
         extra = dict(output_size=rng.choice([1, (rng.randint(1, 6), rng.randint(1, 6)), (None, rng.randint(1, 4))]))
@@ -125,7 +110,7 @@ def _pool_case(rng):
             extra["divisor_override"] = rng.choice([None, None, rng.randint(1, 5)])
     if op.endswith("max_pool2d"):
         extra["return_indices"] = rng.random() < 0.4
-    return op, _awkward(x, rng), extra
+    return op, x, extra
 
 
 @pytest.mark.parametrize("case", range(CASES))
@@ -133,10 +118,10 @@ def test_pooling(case):
     rng = random.Random(case)
     op, x, extra = _pool_case(rng)
     try:
-        expected = getattr(F, op)(x, **extra)
+        expected = getattr(F, op)(x.cpu(), **extra)
     except RuntimeError as error:  # geometry torch refuses: refused alike
         with pytest.raises(RuntimeError, match=re.escape(str(error)[:40])):
-            getattr(TF, op)(x.to(DEVICE), **extra)
+            getattr(TF, op)(x, **extra)
         return
     ours, theirs = _leaves([x])
     got, expected = getattr(TF, op)(*ours, **extra), getattr(F, op)(*theirs, **extra)
@@ -156,18 +141,18 @@ def test_batch_norm(case):
     rng = random.Random(case)
     channels = rng.randint(1, 6)
     shape = (rng.randint(2, 4), channels) + tuple(rng.randint(1, 6) for _ in range(rng.choice([0, 1, 2, 2, 3])))
-    x = _awkward(torch.randn(shape, dtype=torch.float64) * rng.choice([1, 10]) + rng.choice([0, 3, -100]), rng)
+    spread, offset = rng.choice([1, 10]), rng.choice([0, 3, -100])
+    x = _draw(shape, rng, offset - 2 * spread, offset + 2 * spread)
     training, affine, running = rng.random() < 0.7, rng.random() < 0.7, rng.random() < 0.8
     running = running or not training
     activation = rng.choice([None, "relu", "silu", "leaky_relu", "sigmoid"])
-    residual = torch.randn(shape, dtype=torch.float64) if rng.random() < 0.3 else None
-    weight, bias = (torch.randn(channels, dtype=torch.float64) for _ in range(2)) if affine else (None, None)
-    stats = (torch.randn(channels, dtype=torch.float64), torch.rand(channels, dtype=torch.float64) + 0.5) \
-        if running else (None, None)
+    residual = _draw(shape, rng) if rng.random() < 0.3 else None
+    weight, bias = (_draw((channels,), rng) for _ in range(2)) if affine else (None, None)
+    stats = (_draw((channels,), rng), _draw((channels,), rng, 0.5, 1.5)) if running else (None, None)
     momentum = rng.choice([0.1, 0.5, 1.0, 0.0])
     ours, theirs = _leaves([x, weight, bias, residual])
-    our_stats = [s.to(DEVICE) if s is not None else None for s in stats]
-    their_stats = [s.clone() if s is not None else None for s in stats]
+    our_stats = list(stats)
+    their_stats = [s.to("cpu", copy=True) if s is not None else None for s in stats]
     got = TF.batch_norm(ours[0], *our_stats, ours[1], ours[2], training, momentum, activation=activation,
                         residual=ours[3])
     expected = F.batch_norm(theirs[0], *their_stats, theirs[1], theirs[2], training, momentum)
