@@ -2,9 +2,11 @@
 
 Where the host time of a call goes: first the launch floor (host microseconds to issue a trivial kernel:
 eager torch, a Triton kernel through its JIT launcher, the same compiled kernel's launcher called directly,
-and tritonlayers' launcher), then, per case and direction, cProfile's functions with the most internal time
-over repeated calls of ours. perf.kernel_times says whether a case is launch-bound; this says why.
-Prints to stdout only.
+and tritonlayers' launcher), then the backward floor (torch.autograd.grad through 1 and 10 chained nodes,
+native or Python autograd Functions, one kernel each way: the engine's fixed cost per call and its cost per
+node; every layer of ours is a Python node), then, per case and direction, cProfile's functions with the
+most internal time over repeated calls of ours. perf.kernel_times says whether a case is launch-bound; this
+says why. Prints to stdout only.
 """
 import argparse
 import cProfile
@@ -39,6 +41,39 @@ def launch_floor(device, calls):
             rows[f"compiled.run directly, {name}"] = host_us(
                 lambda: compiled.run(1, 1, 1, stream, compiled.function, compiled.packed_metadata, None, None, None,
                                      *full), device, calls)
+    return rows
+
+
+class _Double(torch.autograd.Function):
+    """x * 2 with a Python backward: what the engine does for each of our layers' nodes."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
+
+
+def backward_floor(device, calls):
+    """{backward path: host microseconds per call} of torch.autograd.grad through chains of 1 and 10 nodes."""
+    leaf = torch.zeros(64, device=device, requires_grad=True)
+    grad = torch.ones(64, device=device)
+    rows = {}
+    for kind, node in (("native x * 2", lambda t: t * 2), ("Python autograd.Function", _Double.apply)):
+        for depth in (1, 10):
+            def forward():
+                out = leaf
+                for _ in range(depth):
+                    out = node(out)
+                return out
+
+            def forward_backward():
+                return torch.autograd.grad(forward(), leaf, grad)
+            forward_backward()  # the engine's first call sets up its threads
+            rows[f"forward, {depth} x {kind}"] = host_us(forward, device, calls)
+            rows[f"forward + autograd.grad, {depth} x {kind}"] = host_us(forward_backward, device, calls)
     return rows
 
 
@@ -93,6 +128,9 @@ def main(argv=None):
           f"commit {identity['commit']}, {identity['date']}\n")
     print("| launch path | host us per call |\n|---|---|")
     for name, us in launch_floor(device, calls).items():
+        print(f"| {name} | {us:.1f} |", flush=True)
+    print("\n| backward path | host us per call |\n|---|---|")
+    for name, us in backward_floor(device, calls).items():
         print(f"| {name} | {us:.1f} |", flush=True)
     cases = select(all_cases("dry" if args.dry_run else "quick" if args.quick else "full"),
                    [op for op in args.ops.split(",") if op])

@@ -89,8 +89,10 @@ def test_non_finite_values_match_torch(name, kwargs):
     x = torch.tensor(values, device=DEVICE).requires_grad_()
     y = getattr(TF, name)(x, **kwargs)
     y.backward(torch.ones_like(y))
+    # torch's reference element by element: on its vectorized CPU path (AVX-512) fp32 gelu gives NaN at +inf;
+    # its scalar path, like CUDA's kernels, gives inf
     reference_x = x.detach().clone().requires_grad_()
-    expected = getattr(F, name)(reference_x, **kwargs)
+    expected = torch.cat([getattr(F, name)(element, **kwargs) for element in reference_x.split(1)])
     expected.backward(torch.ones_like(expected))
     assert_close(y, expected, atol=0, rtol=1e-6, name="output")
     assert_close(x.grad, reference_x.grad, atol=0, rtol=1e-6, name="grad_input")

@@ -112,6 +112,7 @@ def test_host_profile_dry_run_prints_the_launch_floor_and_a_profile():
     result = _run("-m", "perf.host_profile", "--dry-run", "--ops", "relu", "--top", "5")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "| triton kernel[grid](...), 2 args |" in result.stdout
+    assert "| forward + autograd.grad, 10 x Python autograd.Function |" in result.stdout
     assert "## relu" in result.stdout and "host us per call" in result.stdout and "ncalls" in result.stdout
 
 

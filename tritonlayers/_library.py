@@ -10,6 +10,8 @@ dynamo, no dispatch mode such as FakeTensorMode or make_fx, only plain tensors) 
 directly, or, when autograd records the call, an autograd Function built from the same implementation,
 setup_context and backward. Whatever traces sees the registered op.
 """
+import functools
+
 import torch
 
 NAMESPACE = "tritonlayers"
@@ -20,9 +22,11 @@ _PLAIN_TENSORS = frozenset((torch.Tensor, torch.nn.Parameter))
 
 
 def runs_eagerly(args):
-    """True when no tracer can see this call: not compiling, no dispatch mode, plain tensors only. (Loops,
-    not generators: this runs on every call, and a generator doubled its host time.)"""
-    if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0:
+    """True when no tracer can see this call: not compiling, no dispatch mode, no torch.func transform (vmap's
+    batched tensors have no storage a kernel could read; the op runs under vmap's per-sample fallback), plain
+    tensors only. (Loops, not generators: this runs on every call, and a generator doubled its host time.)"""
+    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0
+            or torch._C._are_functorch_transforms_active()):
         return False
     for arg in args:
         if isinstance(arg, torch.Tensor) and type(arg) not in _PLAIN_TENSORS:
@@ -108,6 +112,30 @@ def records_grad(*args):
         if isinstance(arg, torch.Tensor) and arg.requires_grad:
             return True
     return False
+
+
+def first_order_only(op_name):
+    """Decorator of a backward(ctx, *grads) built from kernels, which autograd cannot differentiate again.
+    Under create_graph=True (grad mode on in backward) it returns its gradients attached to a node that
+    raises, naming the op, when a second backward reaches it, as torch's once_differentiable does: detached
+    gradients would drop every second-order term silently (a gradient penalty through the layer would get
+    none). Always, not only when a saved tensor requires grad: some are copies made without grad (the input
+    an in-place activation overwrites)."""
+    message = (f"tritonlayers {op_name}: double backward (differentiating a gradient taken with "
+               "create_graph=True) is not supported: its backward runs kernels autograd cannot differentiate; "
+               "use torch's op where second-order gradients are needed").encode()
+
+    def decorate(backward):
+        @functools.wraps(backward)
+        def wrapper(ctx, *grads):
+            if not torch.is_grad_enabled() or torch.compiler.is_compiling():
+                return backward(ctx, *grads)
+            with torch.no_grad():
+                outputs = backward(ctx, *grads)
+            delayed = torch._C._functions.DelayedError(message, len(outputs))
+            return delayed(*[None if t is None else t.detach().requires_grad_() for t in outputs])
+        return wrapper
+    return decorate
 
 
 def no_grads(ctx):
