@@ -13,6 +13,8 @@ setup_context and backward. Whatever traces sees the registered op.
 import functools
 
 import torch
+from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+from torch.autograd import forward_ad
 
 NAMESPACE = "tritonlayers"
 _LIBRARY = torch.library.Library(NAMESPACE, "FRAGMENT")
@@ -23,10 +25,11 @@ _PLAIN_TENSORS = frozenset((torch.Tensor, torch.nn.Parameter))
 
 def runs_eagerly(args):
     """True when no tracer can see this call: not compiling, no dispatch mode, no torch.func transform (vmap's
-    batched tensors have no storage a kernel could read; the op runs under vmap's per-sample fallback), plain
-    tensors only. (Loops, not generators: this runs on every call, and a generator doubled its host time.)"""
+    batched tensors have no storage a kernel could read; the op runs under vmap's per-sample fallback), no
+    forward-AD level open, plain tensors only. (Loops, not generators: this runs on every call, and a
+    generator doubled its host time.)"""
     if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0
-            or torch._C._are_functorch_transforms_active()):
+            or torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0):
         return False
     for arg in args:
         if isinstance(arg, torch.Tensor) and type(arg) not in _PLAIN_TENSORS:
@@ -34,11 +37,34 @@ def runs_eagerly(args):
     return True
 
 
+_UNSUPPORTED_TRANSFORMS = {torch._C._functorch.TransformType.Grad: "torch.func.grad / vjp / jacrev",
+                           torch._C._functorch.TransformType.Jvp: "torch.func.jvp / jacfwd"}
+
+
+def refuse_unsupported_autodiff(op_name, args):
+    """NotImplementedError for the differentiation the ops do not implement, which would otherwise lose
+    derivatives silently (a dual tensor's tangent, a jvp's, came back None or zero): forward mode
+    (torch.autograd.forward_ad, torch.func.jvp) and torch.func's grad transforms. vmap is fine: it runs the op
+    per sample. Called off the eager path only (runs_eagerly is False whenever either could apply)."""
+    if forward_ad._current_level >= 0:
+        for arg in args:
+            if isinstance(arg, torch.Tensor) and forward_ad.unpack_dual(arg).tangent is not None:
+                raise NotImplementedError(
+                    f"{NAMESPACE}::{op_name}: forward-mode AD (torch.autograd.forward_ad's dual tensors, "
+                    "torch.func.jvp) is not supported; use torch's op, or reverse mode (backward)")
+    if torch._C._are_functorch_transforms_active():
+        for interpreter in retrieve_all_functorch_interpreters():
+            transform = _UNSUPPORTED_TRANSFORMS.get(interpreter.key())
+            if transform is not None:
+                raise NotImplementedError(f"{NAMESPACE}::{op_name}: {transform} is not supported (torch.func.vmap "
+                                          "is); use torch's op, or torch.autograd")
+
+
 class EagerFastOp:
     """A torch.library custom op whose eager calls run the implementation without the dispatcher."""
 
-    def __init__(self, definition, implementation):
-        self.definition, self.implementation = definition, implementation
+    def __init__(self, name, definition, implementation):
+        self.name, self.definition, self.implementation = name, definition, implementation
         self.function = None  # the autograd Function of eager calls that autograd records
 
     def register_fake(self, fake):
@@ -57,6 +83,7 @@ class EagerFastOp:
 
     def __call__(self, *args):
         if not runs_eagerly(args):
+            refuse_unsupported_autodiff(self.name, args)
             return self.definition(*args)
         if self.function is not None and records_grad(*args):
             return self.function.apply(*args)
@@ -68,7 +95,7 @@ def custom_op(name, mutates_args=()):
     path."""
     def define(implementation):
         definition = torch.library.custom_op(f"{NAMESPACE}::{name}", mutates_args=mutates_args)(implementation)
-        return EagerFastOp(definition, implementation)
+        return EagerFastOp(name, definition, implementation)
     return define
 
 
@@ -96,6 +123,7 @@ def writing_op(schema, implementation, fake, autograd_function):
 
     def call(*args):
         if not runs_eagerly(args):
+            refuse_unsupported_autodiff(name, args)
             return op(*args)
         if records_grad(*args):
             result = autograd_function.apply(*args)
