@@ -260,6 +260,9 @@ def sweep_pooling(F, dtypes):
             _grad(F.adaptive_avg_pool2d(x, 1), [x])
         wide_window = torch.empty(1, 2, 13, 13, dtype=dtype, requires_grad=True)
         _grad(F.max_pool2d(wide_window, 12), [wide_window])  # 144 taps: int16 positions
+        signal = torch.empty(2, 16, 37, dtype=dtype, requires_grad=True)  # 1-d: one-row windows
+        _grad(F.max_pool1d(signal, 4, 3, 1, return_indices=True)[0], [signal])
+        _grad(F.adaptive_avg_pool1d(signal, 5), [signal])
 
 
 FAMILIES = ("elementwise", "batch_norm", "gemm", "pooling")

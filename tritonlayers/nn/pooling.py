@@ -1,9 +1,31 @@
-"""Pooling modules: torch.nn's MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and AdaptiveMaxPool2d on tritonlayers'
-kernels, and GlobalAvgPool2d / GlobalMaxPool2d (adaptive pooling to 1x1, the classifier head's global pool,
-optionally flattened to (N, C))."""
+"""Pooling modules: torch.nn's MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d and AdaptiveMaxPool1d/2d on
+tritonlayers' kernels, and GlobalAvgPool2d / GlobalMaxPool2d (adaptive pooling to 1x1, the classifier head's
+global pool, optionally flattened to (N, C))."""
 import torch
 
 from .. import functional as F
+
+
+class MaxPool1d(torch.nn.MaxPool1d):
+    def forward(self, input):
+        return F.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+
+class AvgPool1d(torch.nn.AvgPool1d):
+    def forward(self, input):
+        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+
+class AdaptiveAvgPool1d(torch.nn.AdaptiveAvgPool1d):
+    def forward(self, input):
+        return F.adaptive_avg_pool1d(input, self.output_size)
+
+
+class AdaptiveMaxPool1d(torch.nn.AdaptiveMaxPool1d):
+    def forward(self, input):
+        return F.adaptive_max_pool1d(input, self.output_size, self.return_indices)
 
 
 class MaxPool2d(torch.nn.MaxPool2d):
