@@ -263,6 +263,10 @@ def sweep_pooling(F, dtypes):
         signal = torch.empty(2, 16, 37, dtype=dtype, requires_grad=True)  # 1-d: one-row windows
         _grad(F.max_pool1d(signal, 4, 3, 1, return_indices=True)[0], [signal])
         _grad(F.adaptive_avg_pool1d(signal, 5), [signal])
+        for layout in (torch.contiguous_format, torch.channels_last_3d):  # 3-d: a (D, H'W') pass after (H, W)
+            clip = torch.empty(2, 16, 5, 6, 7, dtype=dtype).contiguous(memory_format=layout).requires_grad_()
+            _grad(F.max_pool3d(clip, 3, 2, 1), [clip])  # (indices: a gather of launch results, none here)
+            _grad(F.avg_pool3d(clip, 2, divisor_override=3), [clip])
 
 
 FAMILIES = ("elementwise", "batch_norm", "gemm", "pooling")

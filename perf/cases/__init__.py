@@ -18,7 +18,7 @@ class Case:
     family: str  # "activation", "softmax": --ops accepts either
     shape: tuple
     dtype: torch.dtype
-    layout: str  # "contiguous" or "channels_last"
+    layout: str  # "contiguous" or "channels_last" (channels_last_3d for 5-d shapes)
     ours: Callable  # tritonlayers.functional call: ours(x, **extras)
     eager: Callable  # the same computation in eager torch
     # tensor-sized passes over memory that the op cannot avoid, per direction (its minimal byte count)
@@ -46,8 +46,8 @@ class Case:
 
     def make_input(self, device):
         x = torch.empty(self.shape, dtype=self.dtype, device=device).uniform_(self.low, self.high)
-        if self.layout == "channels_last":
-            x = x.contiguous(memory_format=torch.channels_last)
+        if self.layout == "channels_last":  # channels_last_3d for 5-d shapes
+            x = x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
         return x
 
     def make_extras(self, x):

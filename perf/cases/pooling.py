@@ -1,9 +1,10 @@
 """Pooling cases from real networks: ResNet's stem max pool 3x3/s2/p1 on (32, 64, 112, 112), the global
 average / max pooling of ResNet-50's (32, 2048, 7, 7) and EfficientNet/MobileNetV2's (32, 1280, 7, 7) heads,
 DenseNet-121's transition average pool 2x2/s2 and VGG-16's adaptive average pool to 7x7 (at 448x448); NCHW and
-channels_last; and 1-d pooling of the M5 raw-audio CNN (its first max pool 4/s4 on (32, 128, 8000) and its
-global average over time). Eager runs torch's own kernels (global pooling via its adaptive ops, as
-torchvision does)."""
+channels_last; 1-d pooling of the M5 raw-audio CNN (its first max pool 4/s4 on (32, 128, 8000) and its
+global average over time); 3-d pooling of video networks (C3D's 2x2x2/s2 max pool on (8, 128, 16, 56, 56),
+channels_last_3d and NCDHW, and R3D-18's global average pool of (32, 512, 2, 7, 7)). Eager runs torch's own
+kernels (global pooling via its adaptive ops, as torchvision does)."""
 import functools
 import math
 
@@ -58,6 +59,11 @@ def _audio(dtype):
             _adaptive_case("adaptive_avg_pool1d", (32, 512, 30), dtype, "contiguous", 1, "global, M5 audio CNN head")]
 
 
+def _video(dtype, layout):
+    return [_window_case("max_pool3d", (8, 128, 16, 56, 56), dtype, layout, "C3D pool2", kernel_size=2, stride=2),
+            _adaptive_case("adaptive_avg_pool3d", (32, 512, 2, 7, 7), dtype, layout, 1, "global, R3D-18 head")]
+
+
 def cases(profile):
     if profile == "dry":
         return [_window_case("max_pool2d", (2, 3, 9, 10), torch.float32, "channels_last", "dry", kernel_size=3,
@@ -66,7 +72,9 @@ def cases(profile):
                              stride=2),
                 _adaptive_case("adaptive_avg_pool2d", (2, 5, 3, 4), torch.float32, "contiguous", 1, "global, dry"),
                 _adaptive_case("adaptive_max_pool2d", (2, 3, 11, 9), torch.float32, "channels_last", 7, "dry"),
-                _window_case("max_pool1d", (2, 3, 17), torch.float32, "contiguous", "dry", kernel_size=4, stride=4)]
+                _window_case("max_pool1d", (2, 3, 17), torch.float32, "contiguous", "dry", kernel_size=4, stride=4),
+                _window_case("max_pool3d", (2, 3, 4, 5, 6), torch.float32, "channels_last", "dry", kernel_size=2,
+                             stride=2)]
     if profile == "quick":
         return [_stem(torch.bfloat16, "contiguous"), _stem(torch.bfloat16, "channels_last"),
                 _global("adaptive_avg_pool2d", 2048, torch.bfloat16, "channels_last"),
@@ -75,7 +83,7 @@ def cases(profile):
                              kernel_size=2, stride=2),
                 _adaptive_case("adaptive_avg_pool2d", (32, 512, 14, 14), torch.float16, "channels_last", 7,
                                "VGG-16 head at 448x448"),
-                *_audio(torch.bfloat16)]
+                *_audio(torch.bfloat16), *_video(torch.bfloat16, "channels_last")]
     found = []
     for dtype in DTYPES:
         for layout in LAYOUTS:
@@ -87,4 +95,6 @@ def cases(profile):
             found.append(_adaptive_case("adaptive_avg_pool2d", (32, 512, 14, 14), dtype, layout, 7,
                                         "VGG-16 head at 448x448"))
         found += _audio(dtype)
+        for layout in LAYOUTS:
+            found += _video(dtype, layout)
     return found

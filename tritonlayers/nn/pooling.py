@@ -1,6 +1,6 @@
-"""Pooling modules: torch.nn's MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d and AdaptiveMaxPool1d/2d on
-tritonlayers' kernels, and GlobalAvgPool2d / GlobalMaxPool2d (adaptive pooling to 1x1, the classifier head's
-global pool, optionally flattened to (N, C))."""
+"""Pooling modules: torch.nn's MaxPool1d/2d/3d, AvgPool1d/2d/3d, AdaptiveAvgPool1d/2d/3d and
+AdaptiveMaxPool1d/2d/3d on tritonlayers' kernels, and GlobalAvgPool2d / GlobalMaxPool2d (adaptive pooling to
+1x1, the classifier head's global pool, optionally flattened to (N, C))."""
 import torch
 
 from .. import functional as F
@@ -26,6 +26,28 @@ class AdaptiveAvgPool1d(torch.nn.AdaptiveAvgPool1d):
 class AdaptiveMaxPool1d(torch.nn.AdaptiveMaxPool1d):
     def forward(self, input):
         return F.adaptive_max_pool1d(input, self.output_size, self.return_indices)
+
+
+class MaxPool3d(torch.nn.MaxPool3d):
+    def forward(self, input):
+        return F.max_pool3d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+
+class AvgPool3d(torch.nn.AvgPool3d):
+    def forward(self, input):
+        return F.avg_pool3d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+
+class AdaptiveAvgPool3d(torch.nn.AdaptiveAvgPool3d):
+    def forward(self, input):
+        return F.adaptive_avg_pool3d(input, self.output_size)
+
+
+class AdaptiveMaxPool3d(torch.nn.AdaptiveMaxPool3d):
+    def forward(self, input):
+        return F.adaptive_max_pool3d(input, self.output_size, self.return_indices)
 
 
 class MaxPool2d(torch.nn.MaxPool2d):
