@@ -1,5 +1,7 @@
 """Shared test helpers: the device, per-dtype tolerances, a mismatch report that names indices, inputs in
 awkward layouts, and fp64 gradcheck."""
+import re
+
 import pytest
 import torch
 
@@ -67,6 +69,32 @@ def make_input(shape, dtype, layout="contiguous", low=-4.0, high=4.0, generator=
         raise ValueError(layout)
     assert tensor.shape == torch.Size(shape)
     return tensor.requires_grad_(requires_grad)
+
+
+def torch_error(call):
+    """The exception torch's `call()` raises, or None (the tests mirror whatever torch refuses)."""
+    try:
+        call()
+    except Exception as error:  # any type: the caller expects the same one from tritonlayers
+        return error
+    return None
+
+
+def raises_like(error, same_message=True):
+    """pytest.raises for torch's `error`: its type, and its whole message unless same_message is False."""
+    return pytest.raises(type(error), match=f"^{re.escape(str(error))}$" if same_message else None)
+
+
+def check_refused_like_torch(call, x, same_message=True):
+    """call(functional, x) raises with tritonlayers.functional what it raises with torch.nn.functional (on the
+    CPU): the same type and, unless same_message is False, the same message."""
+    import torch.nn.functional as F
+
+    import tritonlayers.functional as TF
+    expected = torch_error(lambda: call(F, x.cpu()))
+    assert expected is not None, "torch accepts the call"
+    with raises_like(expected, same_message):
+        call(TF, x)
 
 
 def gradcheck(fn, *inputs, **kwargs):

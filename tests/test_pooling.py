@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import tritonlayers.functional as TF
 import tritonlayers.nn as tnn
-from helpers import DEVICE, FLOAT_DTYPES, assert_close, gradcheck, make_input
+from helpers import DEVICE, FLOAT_DTYPES, assert_close, gradcheck, make_input, raises_like, torch_error
 
 SHAPE = (2, 3, 9, 10)  # odd and even spatial sizes
 
@@ -33,6 +33,17 @@ def _compare(ours, theirs, x, dtype=torch.float64):
         (expected_grad,) = torch.autograd.grad(expected, x64, grad_output.double().cpu())
         assert_close(grad, expected_grad.to(grad.device), dtype, name="grad_input")
     return got
+
+
+def compare_or_refused(ours, theirs, x, probe_shape):
+    """_compare(ours, theirs, x), or, where torch refuses the call on a probe_shape tensor, ours refusing it with
+    torch's exception and message (None returned)."""
+    refused = torch_error(lambda: theirs(torch.empty(probe_shape, dtype=torch.float64)))
+    if refused is None:
+        return _compare(ours, theirs, x)
+    with raises_like(refused):
+        ours(x)
+    return None
 
 
 def _torch_refuses(call):

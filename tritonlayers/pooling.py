@@ -51,6 +51,16 @@ def _check_input(op_name, input, adaptive=False):
     check_floating(op_name, "input", input.dtype)
 
 
+def check_padding(kernel, padding, dilation):
+    """torch's pooling_output_shape checks of the padding (2-d and 3-d pooling alike)."""
+    if min(padding) < 0:
+        raise RuntimeError(f"pad must be non-negative, but got pad: {min(padding)}")
+    for k, p, d in zip(kernel, padding, dilation):
+        if p > ((k - 1) * d + 1) // 2:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, "
+                               f"kernel_size={k} and dilation={d}")
+
+
 def _check_window(kernel, stride, padding, dilation, input, out_size):
     """torch's pool2d_shape_check, in its order."""
     if stride[0] == 0 or stride[1] == 0:
@@ -62,12 +72,7 @@ def _check_window(kernel, stride, padding, dilation, input, out_size):
     if dilation[0] <= 0 or dilation[1] <= 0:
         raise RuntimeError(f"dilation should be greater than zero, but got dilationH: {dilation[0]} dilationW: "
                            f"{dilation[1]}")
-    if min(padding) < 0:
-        raise RuntimeError(f"pad must be non-negative, but got pad: {min(padding)}")
-    for k, p, d in zip(kernel, padding, dilation):
-        if p > ((k - 1) * d + 1) // 2:
-            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, "
-                               f"kernel_size={k} and dilation={d}")
+    check_padding(kernel, padding, dilation)
     # then torch's shape check bounds padding again by half the undilated kernel
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise RuntimeError(f"pad should be smaller than or equal to half of kernel size, but got padW = {padding[1]}, "

@@ -2,7 +2,8 @@
 (N, C, 1, L) view, which is how torch computes it too, with torch's 1-d argument checks and messages (the
 2-d checks then speak for the geometry where torch's 1-d ops defer to theirs)."""
 from ._launch import check_floating, check_tensor
-from .pooling import PoolPlan, _apply, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, pooling_output_size
+from .pooling import (PoolPlan, _apply, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d,
+                      pooling_output_size)
 
 
 def _one_int(value, op_name, name, position, size_message):
@@ -33,8 +34,24 @@ def _squeezed(result):
     return tuple(t.squeeze(-2) for t in result) if isinstance(result, tuple) else result.squeeze(-2)
 
 
+def _window_arguments(op, input, kernel_size, stride, padding, *dilation):
+    """torch's check1d / checkDimRange order, for the 1-d ops that defer to their 2-d twins (avg_pool1d,
+    max_pool1d with indices): (kernel, stride, padding, *dilation) as ints."""
+    kernel = _one_int_argument(kernel_size, op, "kernel_size", 2)
+    _check_rank(op, input)
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        stride = kernel
+    stride = _one_int_argument(stride, op, "stride", 3)
+    padding = _one_int_argument(padding, op, "padding", 4)
+    return (kernel, stride, padding, *(_one_int_argument(d, op, "dilation", 5) for d in dilation))
+
+
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     op = "max_pool1d"
+    if return_indices:  # torch's max_pool1d_with_indices: the 1-d argument checks, then max_pool2d's
+        kernel, stride, padding, dilation = _window_arguments(op, input, kernel_size, stride, padding, dilation)
+        return _squeezed(max_pool2d(input.unsqueeze(-2), (1, kernel), (1, stride), (0, padding), (1, dilation),
+                                    ceil_mode, True))
     check_tensor(op, "input", input)
     if input.dim() not in (2, 3) or 0 in input.shape[-2:]:
         raise RuntimeError(f"{op}: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size for input, "
@@ -68,13 +85,7 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    op = "avg_pool1d"
-    kernel = _one_int_argument(kernel_size, op, "kernel_size", 2)
-    _check_rank(op, input)
-    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
-        stride = kernel
-    stride = _one_int_argument(stride, op, "stride", 3)
-    padding = _one_int_argument(padding, op, "padding", 4)
+    kernel, stride, padding = _window_arguments("avg_pool1d", input, kernel_size, stride, padding)
     return avg_pool2d(input.unsqueeze(-2), (1, kernel), (1, stride), (0, padding), ceil_mode,
                       count_include_pad).squeeze(-2)
 

@@ -12,7 +12,8 @@ dtype: half-precision averages round once more than torch's (within the dtype's 
 import torch
 
 from ._launch import check_floating, check_tensor
-from .pooling import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d, pooling_output_size
+from .pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, check_padding, max_pool2d,
+                      pooling_output_size)
 
 
 def _triple(value, op, name, position, message):
@@ -62,12 +63,7 @@ def _window_geometry(op, input, kernel_size, stride, padding, dilation, ceil_mod
     if min(dilation) <= 0:
         raise RuntimeError("dilation should be greater than zero, but got dilationT: {} dilationH: {} "
                            "dilationW: {}".format(*dilation))
-    if min(padding) < 0:
-        raise RuntimeError(f"pad must be non-negative, but got pad: {min(padding)}")
-    for k, p, d in zip(kernel, padding, dilation):
-        if p > ((k - 1) * d + 1) // 2:
-            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p}, "
-                               f"kernel_size={k} and dilation={d}")
+    check_padding(kernel, padding, dilation)
     if any(p > k // 2 for k, p in zip(kernel, padding)):
         raise RuntimeError("pad should be smaller than or equal to half of kernel size, but got kT: {} kW: {} kH: {} "
                            "padT: {} padW: {} padH: {}".format(kernel[0], kernel[2], kernel[1], padding[0],
