@@ -96,6 +96,24 @@ def test_compiled_eval_and_export_match_eager():
         assert torch.equal(compiled_buffer, buffer), name  # eval: running statistics untouched
 
 
+def _pool_1d_3d(x):
+    """1-d and 3-d pooling: the 2-d ops on views, and the 3-d indices gathered with torch ops in between."""
+    y, indices = TF.max_pool3d(x, 2, 1, 1, return_indices=True)
+    pooled = TF.avg_pool3d(x, 2, divisor_override=3).sum() + TF.adaptive_max_pool3d(x, (2, 3, 1)).sum()
+    signal = x.flatten(2)
+    return y.sum() + pooled + TF.max_pool1d(signal, 3, return_indices=True)[0].sum() + \
+        TF.adaptive_avg_pool1d(signal, 4).sum(), indices
+
+
+def test_compiled_1d_and_3d_pooling_match_eager():
+    x = make_input((2, 3, 4, 6, 5), torch.float64, "channels_last", requires_grad=True)
+    compiled = torch.compile(_pool_1d_3d, backend="aot_eager", fullgraph=True)
+    (total, indices), (expected, expected_indices) = compiled(x), _pool_1d_3d(x)
+    assert_close(total, expected)
+    assert torch.equal(indices, expected_indices)
+    assert_close(torch.autograd.grad(total, x)[0], torch.autograd.grad(expected, x)[0])
+
+
 def _two_dropouts(x):
     return TF.dropout(x, 0.5), TF.dropout(x, 0.5)  # equal arguments: the two draws must not merge
 
