@@ -142,16 +142,17 @@ def _grad(y, leaves):
     torch.autograd.grad(y, leaves, torch.empty_like(y))
 
 
-def sweep_gemm(F, dtypes):
+def sweep_gemm(F, dtypes, every_config=True):
+    """every_config: every tile config of the plain forward GEMM and the partial-softmax head (fp32 and fp16;
+    bf16 uses fp16's registers and shared memory, fp64 serves gradcheck only), else the tuner's fallback."""
     global ALL_CONFIGS
     for dtype in dtypes:
         x = torch.empty(64, 40, dtype=dtype, requires_grad=True)
         for features, activation in ((48, None), (48, "relu"), (48, "gelu"), (45, "softmax"), (1030, "log_softmax")):
             weight = torch.empty(features, 40, dtype=dtype, requires_grad=True)
             bias = torch.empty(features, dtype=dtype, requires_grad=True)
-            # every tile config of the plain forward GEMM and of the partial-softmax head (bf16 uses fp16's
-            # registers and shared memory)
-            ALL_CONFIGS = activation in (None, "log_softmax") and dtype != torch.bfloat16
+            ALL_CONFIGS = every_config and activation in (None, "log_softmax") and dtype in (torch.float32,
+                                                                                           torch.float16)
             y = F.linear(x, weight, bias, activation=activation)
             ALL_CONFIGS = False
             _grad(y, [x, weight, bias])
@@ -239,25 +240,31 @@ def _seed_on_device(x):
     dropout_backward(torch.empty_like(x), 0.3, plan, seed, 0)
 
 
-def sweep_pooling(F, dtypes):
+def sweep_pooling(F, dtypes, indices_only=()):
     """Every pooling mode in both layouts, with and without returned indices; max pooling's saved positions in
-    each integer width; the global path with channels or positions contiguous. Returned indices in every
-    dtype: an fp64 variant once failed to compile where fp32 did."""
+    each integer width; the global path with channels or positions contiguous; 1-d and 3-d pooling's views.
+    Dtypes in indices_only compile the returned-indices variants alone: an fp64 one once failed to compile
+    where fp32's did (the other fp64 variants compile as fp32's do)."""
     for dtype in dtypes:
+        every_mode = dtype not in indices_only
         for layout in (torch.contiguous_format, torch.channels_last):
             x = torch.empty(2, 16, 13, 11, dtype=dtype).contiguous(memory_format=layout).requires_grad_()
-            for return_indices in (False, True):
+            for return_indices in (False, True) if every_mode else (True,):
                 _grad(F.max_pool2d(x, 3, 2, 1, return_indices=return_indices)[0] if return_indices
                       else F.max_pool2d(x, 3, 2, 1), [x])
                 _grad(F.adaptive_max_pool2d(x, (5, 4), return_indices)[0] if return_indices
                       else F.adaptive_max_pool2d(x, (5, 4)), [x])
                 _grad(F.adaptive_max_pool2d(x, 1, return_indices)[0] if return_indices
                       else F.adaptive_max_pool2d(x, 1), [x])
+            if not every_mode:
+                continue
             _grad(F.max_pool2d(x, 2, dilation=2, ceil_mode=True), [x])
             _grad(F.avg_pool2d(x, 3, 2, 1, count_include_pad=False), [x])
             _grad(F.avg_pool2d(x, 2, divisor_override=3), [x])
             _grad(F.adaptive_avg_pool2d(x, (7, 3)), [x])
             _grad(F.adaptive_avg_pool2d(x, 1), [x])
+        if not every_mode:
+            continue
         wide_window = torch.empty(1, 2, 13, 13, dtype=dtype, requires_grad=True)
         _grad(F.max_pool2d(wide_window, 12), [wide_window])  # 144 taps: int16 positions
         signal = torch.empty(2, 16, 37, dtype=dtype, requires_grad=True)  # 1-d: one-row windows
@@ -290,11 +297,11 @@ def main(families):
         if "batch_norm" in families:
             sweep_batch_norm(F, [torch.bfloat16] if wide else DTYPES)
     if "pooling" in families:
-        sweep_pooling(F, [torch.float32, torch.bfloat16, torch.float64])  # fp16 compiles as bf16 does
+        sweep_pooling(F, [torch.float32, torch.bfloat16, torch.float64], indices_only=[torch.float64])  # fp16: as bf16
     if "gemm" in families:
         sweep_gemm(F, DTYPES)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        sweep_gemm(F, [torch.float32])  # TF32 tl.dot
+        sweep_gemm(F, [torch.float32], every_config=False)  # TF32 tl.dot: its lowering, in every layer
     print(f"compiled {len(compiled)} launches for sm_90: " + ", ".join(sorted(set(compiled))))
     for variant, usage in spilled.items():
         print(f"spills: {variant}: {usage}")
