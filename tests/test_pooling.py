@@ -46,6 +46,18 @@ def compare_or_refused(ours, theirs, x, probe_shape):
     return None
 
 
+def compare_module_and_convert(name, kwargs, x):
+    """tritonlayers.nn.<name> subclasses torch's, convert() swaps torch's for it, and both give torch's values,
+    indices and gradients on x."""
+    import tritonlayers
+    ours, theirs = getattr(tnn, name)(**kwargs), getattr(torch.nn, name)(**kwargs)
+    assert isinstance(ours, type(theirs))
+    converted, report = tritonlayers.convert(torch.nn.Sequential(getattr(torch.nn, name)(**kwargs)))
+    assert type(converted[0]) is type(ours), report
+    for module in (ours, converted):
+        _compare(module, theirs, x)
+
+
 def _torch_refuses(call):
     try:
         call(torch.empty(SHAPE))

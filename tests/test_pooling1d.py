@@ -7,11 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import tritonlayers
 import tritonlayers.functional as TF
-import tritonlayers.nn as tnn
 from helpers import DEVICE, FLOAT_DTYPES, check_refused_like_torch, gradcheck, make_input
-from test_pooling import _compare, compare_or_refused
+from test_pooling import _compare, compare_module_and_convert, compare_or_refused
 
 SHAPE = (2, 3, 11)
 LAYOUTS = ["contiguous", "strided", "permuted"]  # permuted: channels innermost, as (N, L, C).transpose(1, 2)
@@ -97,13 +95,7 @@ MODULES = {"MaxPool1d": dict(kernel_size=3, stride=2, padding=1, dilation=2, cei
 
 @pytest.mark.parametrize("name", list(MODULES))
 def test_modules_and_convert(name):
-    ours, theirs = getattr(tnn, name)(**MODULES[name]), getattr(torch.nn, name)(**MODULES[name])
-    assert isinstance(ours, type(theirs))
-    converted, report = tritonlayers.convert(torch.nn.Sequential(getattr(torch.nn, name)(**MODULES[name])))
-    assert type(converted[0]) is type(ours), report
-    x = _input("contiguous")
-    for module in (ours, converted):
-        _compare(module, theirs, x)
+    compare_module_and_convert(name, MODULES[name], _input("contiguous"))
 
 
 

@@ -7,11 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import tritonlayers
 import tritonlayers.functional as TF
-import tritonlayers.nn as tnn
 from helpers import DEVICE, FLOAT_DTYPES, check_refused_like_torch, gradcheck, make_input
-from test_pooling import _compare, compare_or_refused
+from test_pooling import _compare, compare_module_and_convert, compare_or_refused
 
 SHAPE = (2, 3, 5, 6, 7)
 LAYOUTS = ["contiguous", "channels_last", "strided"]  # channels_last: channels_last_3d for 5-d
@@ -127,13 +125,7 @@ MODULES = {"MaxPool3d": dict(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0
 
 @pytest.mark.parametrize("name", list(MODULES))
 def test_modules_and_convert(name):
-    ours, theirs = getattr(tnn, name)(**MODULES[name]), getattr(torch.nn, name)(**MODULES[name])
-    assert isinstance(ours, type(theirs))
-    converted, report = tritonlayers.convert(torch.nn.Sequential(getattr(torch.nn, name)(**MODULES[name])))
-    assert type(converted[0]) is type(ours), report
-    x = make_input(SHAPE, torch.float64, "channels_last")
-    for module in (ours, converted):
-        _compare(module, theirs, x)
+    compare_module_and_convert(name, MODULES[name], make_input(SHAPE, torch.float64, "channels_last"))
 
 
 BAD_CALLS = {
