@@ -14,7 +14,7 @@ def _weights(*shapes):
     return [torch.randn(shape, generator=generator, dtype=torch.float64).to(DEVICE) for shape in shapes]
 
 
-# name -> (the op's name in the error, input shape, input layout, parameter shapes, ours, torch's)
+# name -> (the registered op named in the error, input shape, input layout, parameter shapes, ours, torch's)
 CASES = {
     "linear_relu": ("linear", (5, 7), "contiguous", [(3, 7), (3,)],
                     lambda x, w, b: F.linear(x, w, b, activation="relu"),
@@ -22,7 +22,7 @@ CASES = {
     "linear_log_softmax": ("linear", (5, 7), "contiguous", [(3, 7)],
                            lambda x, w: F.linear(x, w, activation="log_softmax"),
                            lambda x, w: TF.log_softmax(TF.linear(x, w), -1)),
-    "conv2d_gelu": ("conv2d", (2, 4, 3, 5), "channels_last", [(6, 4, 1, 1), (6,)],
+    "conv2d_gelu": ("conv2d_1x1", (2, 4, 3, 5), "channels_last", [(6, 4, 1, 1), (6,)],
                     lambda x, w, b: F.conv2d(x, w, b, activation="gelu"),
                     lambda x, w, b: TF.gelu(TF.conv2d(x, w, b))),
     "conv_transpose2d": ("conv_transpose2d", (2, 4, 3, 5), "contiguous", [(4, 3, 2, 2)],
@@ -32,13 +32,13 @@ CASES = {
                    lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
                    lambda x, w, b: TF.batch_norm(x, None, None, w, b, training=True)),
     "gelu": ("activation", (4, 9), "strided", [], F.gelu, TF.gelu),
-    "silu_inplace": ("activation", (4, 9), "contiguous", [], lambda x: F.silu(x * 1, inplace=True),
+    "silu_inplace": ("activation_", (4, 9), "contiguous", [], lambda x: F.silu(x * 1, inplace=True),
                      lambda x: TF.silu(x * 1, inplace=True)),
-    "softmax": ("softmax / log_softmax", (4, 9), "contiguous", [], lambda x: F.softmax(x, 1),
+    "softmax": ("softmax", (4, 9), "contiguous", [], lambda x: F.softmax(x, 1),
                 lambda x: TF.softmax(x, 1)),
-    "max_pool2d": ("pooling", (2, 3, 5, 7), "channels_last", [], lambda x: F.max_pool2d(x, 3, 2, 1),
+    "max_pool2d": ("pool2d", (2, 3, 5, 7), "channels_last", [], lambda x: F.max_pool2d(x, 3, 2, 1),
                    lambda x: TF.max_pool2d(x, 3, 2, 1)),
-    "adaptive_avg_pool2d": ("pooling", (2, 3, 5, 7), "contiguous", [], lambda x: F.adaptive_avg_pool2d(x, (2, 3)),
+    "adaptive_avg_pool2d": ("pool2d", (2, 3, 5, 7), "contiguous", [], lambda x: F.adaptive_avg_pool2d(x, (2, 3)),
                             lambda x: TF.adaptive_avg_pool2d(x, (2, 3))),
     "dropout": ("dropout", (4, 9), "contiguous", [], lambda x: F.dropout(x, 0.3), None),
     "fused_dropout": ("dropout", (4, 9), "contiguous", [(9,)],
@@ -80,7 +80,7 @@ def test_differentiating_a_gradient_raises_naming_the_op(case):
                    if g is not None)
     leaves = _leaves(case)
     penalty = sum(g.pow(2).sum() for g in _gradients(ours, leaves, create_graph=True))
-    with pytest.raises(RuntimeError, match=f"tritonlayers {op_name}: double backward .*create_graph=True"):
+    with pytest.raises(RuntimeError, match=f"tritonlayers::{op_name}: double backward .*create_graph=True"):
         penalty.backward()
 
 

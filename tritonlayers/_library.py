@@ -71,6 +71,7 @@ class EagerFastOp:
         return self.definition.register_fake(fake)
 
     def register_autograd(self, backward, *, setup_context):
+        backward = first_order_only(self.name)(backward)
         self.definition.register_autograd(backward, setup_context=setup_context)
         implementation = self.implementation
 
@@ -104,9 +105,10 @@ def writing_op(schema, implementation, fake, autograd_function):
 
     Under autograd (grad mode on, some tensor argument requiring grad) the op runs as
     `autograd_function.apply(*args)`, whose forward calls the op through `below_autograd`; otherwise it
-    runs as is.
+    runs as is. The Function's backward is made first_order_only here, as register_autograd's are.
     """
     name = schema.split("(", 1)[0]
+    autograd_function.backward = staticmethod(first_order_only(name)(autograd_function.backward))
     _LIBRARY.define(schema, tags=(torch.Tag.pt2_compliant_tag,))
     _LIBRARY.impl(name, implementation, "CompositeExplicitAutograd")
     torch.library.register_fake(f"{NAMESPACE}::{name}", fake, lib=_LIBRARY)
@@ -143,13 +145,14 @@ def records_grad(*args):
 
 
 def first_order_only(op_name):
-    """Decorator of a backward(ctx, *grads) built from kernels, which autograd cannot differentiate again.
+    """Decorator of a backward(ctx, *grads) built from kernels, which autograd cannot differentiate again
+    (register_autograd and writing_op apply it to every op's backward).
     Under create_graph=True (grad mode on in backward) it returns its gradients attached to a node that
     raises, naming the op, when a second backward reaches it, as torch's once_differentiable does: detached
     gradients would drop every second-order term silently (a gradient penalty through the layer would get
     none). Always, not only when a saved tensor requires grad: some are copies made without grad (the input
     an in-place activation overwrites)."""
-    message = (f"tritonlayers {op_name}: double backward (differentiating a gradient taken with "
+    message = (f"{NAMESPACE}::{op_name}: double backward (differentiating a gradient taken with "
                "create_graph=True) is not supported: its backward runs kernels autograd cannot differentiate; "
                "use torch's op where second-order gradients are needed").encode()
 

@@ -12,7 +12,7 @@ from ._autocast import fp32_on_cuda
 from ._elementwise import launch_elementwise
 from ._launch import check_floating, check_tensor, launch_device
 from ._layout import empty_like_dense
-from ._library import below_autograd, custom_op, first_order_only, mark_written, writing_op
+from ._library import below_autograd, custom_op, mark_written, writing_op
 from .kernels.activation import (ACTIVATION_IDS, BACKWARD_FROM_OUTPUT, activation_backward_kernel,
                                  activation_forward_kernel)
 
@@ -128,7 +128,6 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(output if ctx.saved_is_output else input)
 
 
-@first_order_only("activation")
 def _backward(ctx, grad_output):
     if ctx.inplace_error is not None:
         raise RuntimeError(ctx.inplace_error)

@@ -16,8 +16,8 @@ import torch
 from ._fast_launch import run_kernel
 from ._launch import check_tensor, launch_device, sm_count
 from ._layout import needs_wide_index, reduction_geometry
-from ._library import (below_autograd, custom_op, empty_placeholder, first_order_only, mark_written, no_grads,
-                       or_placeholders, runs_eagerly, wanted, writing_op)
+from ._library import (below_autograd, custom_op, empty_placeholder, mark_written, no_grads, or_placeholders,
+                       runs_eagerly, wanted, writing_op)
 from ._split_k import sum_partials
 from .activation import ActivationSpec, resolve_activation
 from .kernels.batch_norm import (batch_norm_backward_input_kernel, batch_norm_backward_reduce_kernel,
@@ -309,7 +309,6 @@ class BatchNormFunction(torch.autograd.Function):
         return output, mean, invstd
 
     @staticmethod
-    @first_order_only("batch_norm")
     def backward(ctx, grad_output, grad_mean, grad_invstd):
         if grad_output is None:
             return no_grads(ctx)

@@ -18,7 +18,7 @@ from ._autocast import lower_precision
 from ._gemm import Level, accumulator_dtype, axis, check_same_dtype, gemm
 from ._launch import check_floating, check_tensor, int_pair
 from ._layout_copy import copy_into, to_memory_format
-from ._library import custom_op, first_order_only, no_grads, or_placeholders, records_grad, wanted
+from ._library import custom_op, no_grads, or_placeholders, records_grad, wanted
 from .activation import ActivationSpec, resolve_activation
 from .linear import (backward_operand, fuses_bias_grad, gemm_grads_like, materialized, save_for_gemm_backward,
                      saved_kind)
@@ -346,7 +346,6 @@ def _conv1x1_setup_context(ctx, inputs, output):
     ctx.stride, ctx.groups = stride, groups
 
 
-@first_order_only("conv2d")
 def _conv1x1_backward(ctx, grad_output, grad_pre):
     if grad_output is None:
         return no_grads(ctx)
@@ -396,7 +395,6 @@ def _conv_transpose_setup_context(ctx, inputs, output):
     ctx.groups = groups
 
 
-@first_order_only("conv_transpose2d")
 def _conv_transpose_backward(ctx, grad_output, grad_pre):
     if grad_output is None:
         return no_grads(ctx)

@@ -15,8 +15,7 @@ from ._cache import BoundedCache
 from ._fast_launch import run_kernel
 from ._launch import check_tensor, launch_device, sm_count
 from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
-from ._library import (below_autograd, custom_op, empty_placeholder, first_order_only, mark_written,
-                       or_placeholders, writing_op)
+from ._library import below_autograd, custom_op, empty_placeholder, mark_written, or_placeholders, writing_op
 from ._random import draw_seed_offset, seed_offset_values
 from .activation import ActivationSpec, resolve_activation
 from .kernels.dropout import (FOURS_ALONG_COLUMNS, FOURS_ALONG_ROWS, MAP_PER_ROW, MAPS_IN_FOURS, PER_ELEMENT,
@@ -260,7 +259,6 @@ def _setup_context(ctx, inputs, output):
     ctx.residual_dtype = residual.dtype if residual is not None else None
 
 
-@first_order_only("dropout")
 def _backward(ctx, grad_output):
     input, bias = ctx.saved_tensors or (None, None)
     needs_input_grad, needs_bias_grad, needs_residual_grad = ctx.needs_input_grad[:3]
@@ -292,7 +290,6 @@ class DropoutInplaceFunction(torch.autograd.Function):
         return input
 
     @staticmethod
-    @first_order_only("dropout")
     def backward(ctx, grad_output):
         grad_input, _ = _dropout_grad(grad_output, None, None, ctx.seed_offset, *ctx.plan, False, "identity", 0.0,
                                       0.0, grad_output.dtype, False)

@@ -17,7 +17,7 @@ from ._autocast import lower_precision
 from ._gemm import (NO_BATCH, Level, accumulator_dtype, axis, check_same_dtype, gemm, split_k_axes,
                     split_k_factor)
 from ._launch import check_floating, check_tensor, sm_count
-from ._library import custom_op, first_order_only, no_grads, or_placeholders, records_grad, wanted
+from ._library import custom_op, no_grads, or_placeholders, records_grad, wanted
 from .activation import ActivationSpec, activation_backward, resolve_activation
 from .softmax import normalize_partial_softmax, softmax_backward, softmax_from_split_k
 from .kernels.gemm import STATS_COLUMNS, softmax_epilogue_config
@@ -250,7 +250,6 @@ def _setup_context(ctx, inputs, output):
     save_for_gemm_backward(ctx, input, weight, ActivationSpec(activation, param_a, param_b), head, *output)
 
 
-@first_order_only("linear")
 def _backward(ctx, grad_output, grad_pre):
     if grad_output is None:
         return no_grads(ctx)

@@ -13,7 +13,7 @@ import torch
 from ._fast_launch import run_kernel
 from ._launch import check_floating, check_tensor, int_pair, launch_device, sm_count
 from ._layout import needs_wide_index
-from ._library import custom_op, first_order_only, no_grads, or_placeholders, records_grad
+from ._library import custom_op, no_grads, or_placeholders, records_grad
 from .kernels.host_math import cdiv
 from .kernels.pooling import (MODE_IDS, global_pool_backward_kernel, global_pool_config, global_pool_forward_config,
                               global_pool_forward_kernel, pool2d_backward_kernel, pool2d_forward_kernel, window_tile)
@@ -299,7 +299,6 @@ def _setup_context(ctx, inputs, output):
     ctx.set_materialize_grads(False)  # else backward gets zero-filled position and index tensors
 
 
-@first_order_only("pooling")
 def _backward(ctx, grad_output, grad_position, grad_indices):
     if grad_output is None:
         return no_grads(ctx)

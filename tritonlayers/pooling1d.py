@@ -2,8 +2,7 @@
 (N, C, 1, L) view, which is how torch computes it too, with torch's 1-d argument checks and messages (the
 2-d checks then speak for the geometry where torch's 1-d ops defer to theirs)."""
 from ._launch import check_floating, check_tensor
-from .pooling import (PoolPlan, _apply, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d,
-                      pooling_output_size)
+from .pooling import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d, pooling_output_size
 
 
 def _one_int(value, op_name, name, position, size_message):
@@ -46,12 +45,8 @@ def _window_arguments(op, input, kernel_size, stride, padding, *dilation):
     return (kernel, stride, padding, *(_one_int_argument(d, op, "dilation", 5) for d in dilation))
 
 
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    op = "max_pool1d"
-    if return_indices:  # torch's max_pool1d_with_indices: the 1-d argument checks, then max_pool2d's
-        kernel, stride, padding, dilation = _window_arguments(op, input, kernel_size, stride, padding, dilation)
-        return _squeezed(max_pool2d(input.unsqueeze(-2), (1, kernel), (1, stride), (0, padding), (1, dilation),
-                                    ceil_mode, True))
+def _max_pool1d_arguments(op, input, kernel_size, stride, padding, dilation, ceil_mode):
+    """torch's own max_pool1d checks (without indices), in its order: (kernel, stride, padding, dilation)."""
     check_tensor(op, "input", input)
     if input.dim() not in (2, 3) or 0 in input.shape[-2:]:
         raise RuntimeError(f"{op}: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size for input, "
@@ -80,8 +75,18 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     if length <= 0:
         raise RuntimeError(f"{op}() Invalid computed output size: {length}")
     check_floating(op, "input", input.dtype)
-    plan = PoolPlan("max", (1, input.shape[-1]), (1, length), (1, kernel), (1, stride), (0, padding), (1, dilation))
-    return _squeezed(_apply(input.unsqueeze(-2), plan, return_indices))
+    return kernel, stride, padding, dilation
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    if return_indices:  # torch's max_pool1d_with_indices: the 1-d argument checks, then max_pool2d's
+        kernel, stride, padding, dilation = _window_arguments("max_pool1d", input, kernel_size, stride, padding,
+                                                              dilation)
+    else:
+        kernel, stride, padding, dilation = _max_pool1d_arguments("max_pool1d", input, kernel_size, stride, padding,
+                                                                  dilation, ceil_mode)
+    return _squeezed(max_pool2d(input.unsqueeze(-2), (1, kernel), (1, stride), (0, padding), (1, dilation), ceil_mode,
+                                return_indices))
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):

@@ -8,7 +8,7 @@ from ._autocast import fp32_dtype_on_cuda
 from ._fast_launch import run_kernel
 from ._launch import check_floating, check_tensor, launch_device
 from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
-from ._library import custom_op, first_order_only
+from ._library import custom_op
 from .kernels.host_math import alignment, cdiv
 from .kernels.softmax import (normalize_launch_config, softmax_backward_kernel, softmax_forward_kernel,
                               softmax_launch_config, softmax_normalize_kernel, softmax_split_k_kernel,
@@ -155,7 +155,6 @@ def _setup_context(ctx, inputs, output):
     ctx.dim, ctx.log, ctx.input_dtype = dim, log, input.dtype
 
 
-@first_order_only("softmax / log_softmax")
 def _backward(ctx, grad_output):
     (output,) = ctx.saved_tensors
     return _softmax_grad(output, grad_output, ctx.dim, ctx.input_dtype, ctx.log), None, None, None
