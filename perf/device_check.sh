@@ -54,7 +54,7 @@ stage "${KT_TIMEOUT:-0}" kernel_times.log "$PY" -m perf.kernel_times ${KT_ARGS:-
 grep -E "^\| [a-z_0-9]+ \|" "$OUT/kernel_times.log" 2>/dev/null | cut -c1-150
 # shellcheck disable=SC2086
 stage "${HP_TIMEOUT:-0}" host_profile.log "$PY" -m perf.host_profile ${HP_ARGS:---quick}
-grep -E "^\| |^## |^host us" "$OUT/host_profile.log" 2>/dev/null
+grep -E "^\| |^## |^host us|^backward on" "$OUT/host_profile.log" 2>/dev/null
 stage "${E2E_TIMEOUT:-150}" e2e.log "$PY" -m perf.e2e --quick --out "$OUT"
 tail -n 50 "$OUT/e2e.log" 2>/dev/null
 # per-layer kernel time of the converted ResNet-26 step against eager (CUDA-graph replays): profile.log holds

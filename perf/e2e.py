@@ -4,7 +4,10 @@ A ResNet-50 training step (channels_last, bf16 autocast (fp16 on the CPU dry run
 batch 32 at 224x224) several ways on one device in one run: eager torch, tritonlayers.convert(model),
 torch.compile(model), and on a GPU eager and converted again with the whole step (forward, backward,
 optimizer) captured once as a CUDA graph and replayed, which removes every launch's host time: images/s,
-step time and peak memory; then, for the steps that are not graphed, one profiled step's GPU time by kernel
+step time and peak memory; on a GPU also eager and converted with the backward on the calling thread
+(torch.autograd.set_multithreading_enabled(False): the engine otherwise hands a CUDA backward to its device
+thread, whose handoff and cold core may be where a Python autograd node's host time goes); then, for the
+steps that are neither graphed nor repeated so, one profiled step's GPU time by kernel
 name (where a graphed step's time goes: kernels are the same, launched by the graph). --quick runs a
 ResNet-26 at 128x128; --dry-run a tiny ResNet on the CPU through Triton's interpreter (the pipeline only:
 its times say nothing). Writes e2e.json into --out and prints the tables.
@@ -21,6 +24,7 @@ from .env import REPO, benchmark_device
 
 IMPLS = ("eager", "tritonlayers", "compile")
 GRAPHED = ("eager+graph", "tritonlayers+graph")  # CUDA only
+CALLING_THREAD = ("eager+calling-thread backward", "tritonlayers+calling-thread backward")  # CUDA only
 
 
 def _prepare(impl, model, dry_run):
@@ -46,8 +50,9 @@ def measure(impl, variant, device, steps, warmup, dry_run):
     model, batch, size = build(variant)
     dtype = autocast_dtype(device)
     model = model.to(device, memory_format=torch.channels_last).train()
-    graphed = impl.endswith("+graph")
-    step_model, summary = _prepare(impl.removesuffix("+graph"), model, dry_run)
+    impl, _, how = impl.partition("+")
+    graphed, calling_thread = how == "graph", how == "calling-thread backward"
+    step_model, summary = _prepare(impl, model, dry_run)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     generator = torch.Generator(device=device).manual_seed(1)
     images = torch.randn(batch, 3, size, size, device=device, generator=generator).contiguous(
@@ -73,19 +78,20 @@ def measure(impl, variant, device, steps, warmup, dry_run):
     _synchronize(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _synchronize(device)
+    with torch.autograd.set_multithreading_enabled(not calling_thread):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _synchronize(device)
     step_ms = (time.perf_counter() - start) * 1e3 / steps
     peak_mb = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     kernels = {}
-    if not graphed and device.type == "cuda":  # the CPU profiler has no kernels to show
+    if not how and device.type == "cuda":  # the CPU profiler has no kernels to show
         from .kernel_times import kernel_us
         gpu_us, launches, by_name, _ = kernel_us(step, device, 1)
         top = sorted(by_name.items(), key=lambda item: -item[1])[:TOP_KERNELS]
         kernels = {"gpu_ms": gpu_us / 1e3, "kernels": launches, "top_kernels": [[name[:70], us] for name, us in top]}
-    return {"impl": impl, "model": variant, "batch": batch, "image_size": size, "autocast": str(dtype)[6:],
+    return {"impl": f"{impl}+{how}" if how else impl, "model": variant, "batch": batch, "image_size": size, "autocast": str(dtype)[6:],
             "memory_format": "channels_last", "step_ms": step_ms, "images_per_s": batch * 1e3 / step_ms,
             "peak_mb": peak_mb, "first_loss": losses[0].item(), "last_loss": losses[-1].item(),
             "conversion": summary, **kernels}
@@ -153,7 +159,7 @@ def main(argv=None):
     out_dir = Path(args.out) if args.out else REPO / "perf" / "out" / "e2e"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    impls = IMPLS + (GRAPHED if device.type == "cuda" else ())
+    impls = IMPLS + (GRAPHED + CALLING_THREAD if device.type == "cuda" else ())
     try:
         for impl in impls:
             torch._dynamo.reset()

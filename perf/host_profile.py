@@ -4,8 +4,12 @@ Where the host time of a call goes: first the launch floor (host microseconds to
 eager torch, a Triton kernel through its JIT launcher, the same compiled kernel's launcher called directly,
 and tritonlayers' launcher), then the backward floor (torch.autograd.grad through 1 and 10 chained nodes,
 native or Python autograd Functions, one kernel each way: the engine's fixed cost per call and its cost per
-node; every layer of ours is a Python node), then, per case and direction, cProfile's functions with the
-most internal time over repeated calls of ours. perf.kernel_times says whether a case is launch-bound; this
+node; every layer of ours is a Python node), each also with multithreaded backward off, then, per case and
+direction, host times (ours and eager's, with the backward on the engine's device thread as by default and
+on the calling thread) and cProfile's functions with the most internal time over repeated calls of ours.
+Why the calling-thread rows: on CUDA the engine hands a backward to its device thread, whose core is cold;
+if ours pay far more there than on the calling thread, the per-layer host gap is that handoff (which
+torch.autograd.set_multithreading_enabled(False) avoids), not our Python. perf.kernel_times says whether a case is launch-bound; this
 says why. Prints to stdout only.
 """
 import argparse
@@ -74,6 +78,9 @@ def backward_floor(device, calls):
             forward_backward()  # the engine's first call sets up its threads
             rows[f"forward, {depth} x {kind}"] = host_us(forward, device, calls)
             rows[f"forward + autograd.grad, {depth} x {kind}"] = host_us(forward_backward, device, calls)
+            with torch.autograd.set_multithreading_enabled(False):
+                rows[f"forward + autograd.grad, {depth} x {kind}, on the calling thread"] = host_us(
+                    forward_backward, device, calls)
     return rows
 
 
@@ -98,6 +105,10 @@ def profile_case(case, direction, device, calls, top):
         _fast_launch.ENABLED = enabled
     print(f"host us per call: {host_us(fn, device, calls):.1f} (direct launches {'on' if enabled else 'off'}), "
           f"{through_triton:.1f} through Triton's launcher; eager torch {eager_us:.1f}")
+    if direction != "fwd":
+        with torch.autograd.set_multithreading_enabled(False):
+            print(f"backward on the calling thread: host us per call {host_us(fn, device, calls):.1f}; eager torch "
+                  f"{host_us(eager, device, calls):.1f}")
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(calls):

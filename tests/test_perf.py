@@ -113,7 +113,28 @@ def test_host_profile_dry_run_prints_the_launch_floor_and_a_profile():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "| triton kernel[grid](...), 2 args |" in result.stdout
     assert "| forward + autograd.grad, 10 x Python autograd.Function |" in result.stdout
+    assert "| forward + autograd.grad, 10 x Python autograd.Function, on the calling thread |" in result.stdout
+    assert "backward on the calling thread: host us per call" in result.stdout
     assert "## relu" in result.stdout and "host us per call" in result.stdout and "ncalls" in result.stdout
+
+
+def test_python_host_times_ours_with_launches_stubbed():
+    result = _run("-m", "perf.python_host", "--ops", "relu,batch_norm", "--calls", "3", "--batches", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()[2:]]
+    assert {row[0].strip() for row in rows} == {"relu", "batch_norm", "batch_norm_add_relu"}
+    assert all(float(row[5]) > 0 and float(row[6]) > 0 for row in rows)
+
+
+def test_stub_launches_replaces_every_imported_launcher():
+    code = ("import os; os.environ['TRITON_INTERPRET'] = '1'\n"
+            "import sys; from perf.python_host import stub_launches, _no_launch; stub_launches()\n"
+            "from tritonlayers import _fast_launch\n"
+            "left = [n for n, m in sys.modules.items() if n.startswith('tritonlayers') and m is not _fast_launch\n"
+            "        and getattr(m, 'run_kernel', _no_launch) is not _no_launch]\n"
+            "assert not left, left")
+    result = _run("-c", code)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_showcase_checks_every_op_within_tolerance():
