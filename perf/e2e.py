@@ -91,7 +91,8 @@ def measure(impl, variant, device, steps, warmup, dry_run):
         gpu_us, launches, by_name, _ = kernel_us(step, device, 1)
         top = sorted(by_name.items(), key=lambda item: -item[1])[:TOP_KERNELS]
         kernels = {"gpu_ms": gpu_us / 1e3, "kernels": launches, "top_kernels": [[name[:70], us] for name, us in top]}
-    return {"impl": f"{impl}+{how}" if how else impl, "model": variant, "batch": batch, "image_size": size, "autocast": str(dtype)[6:],
+    return {"impl": f"{impl}+{how}" if how else impl, "model": variant, "batch": batch, "image_size": size,
+            "autocast": str(dtype)[6:],
             "memory_format": "channels_last", "step_ms": step_ms, "images_per_s": batch * 1e3 / step_ms,
             "peak_mb": peak_mb, "first_loss": losses[0].item(), "last_loss": losses[-1].item(),
             "conversion": summary, **kernels}

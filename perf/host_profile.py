@@ -9,8 +9,8 @@ direction, host times (ours and eager's, with the backward on the engine's devic
 on the calling thread) and cProfile's functions with the most internal time over repeated calls of ours.
 Why the calling-thread rows: on CUDA the engine hands a backward to its device thread, whose core is cold;
 if ours pay far more there than on the calling thread, the per-layer host gap is that handoff (which
-torch.autograd.set_multithreading_enabled(False) avoids), not our Python. perf.kernel_times says whether a case is launch-bound; this
-says why. Prints to stdout only.
+torch.autograd.set_multithreading_enabled(False) avoids), not our Python. perf.kernel_times says whether a
+case is launch-bound; this says why. Prints to stdout only.
 """
 import argparse
 import cProfile

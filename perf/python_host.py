@@ -60,7 +60,7 @@ def main(argv=None):
     from .kernel_times import DIRECTIONS
     from .runner import _setup
     device = torch.device("cpu")
-    print("| op | shape | layout | note | dir | ours us | eager us | ours - eager us |\n|---|---|---|---|---|---|---|---|")
+    print("| op | shape | layout | note | dir | ours us | eager us | ours - eager us |\n" + "|---" * 8 + "|")
     for case in select(all_cases("dry"), [op for op in args.ops.split(",") if op]):
         x = case.make_input(device)
         extras = case.make_extras(x)
