@@ -78,8 +78,10 @@ def _gemm_tile(
     INPUT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr, M_SIZE1: tl.constexpr, M_SIZE2: tl.constexpr, N_SIZE1: tl.constexpr,
     N_SIZE2: tl.constexpr, K_SIZE1: tl.constexpr, K_SIZE2: tl.constexpr, ALIGN: tl.constexpr,
+    WIDE_INDEX: tl.constexpr,
 ):
-    """One (BLOCK_M, BLOCK_N) tile of C, tile `pid` in grouped order."""
+    """One (BLOCK_M, BLOCK_N) tile of C, tile `pid` in grouped order. WIDE_INDEX: offsets in int64 (an
+    operand whose offsets may pass 2**31 elements; int32 products of index and stride would wrap)."""
     # Sizes and strides that are multiples of 2, 4 or 8 but not all of 16 (a 1000-class head) get that
     # divisor from the host (ALIGN): Triton only knows multiples of 16, and without it a tile's rows start
     # at unknown alignment and the masks along its contiguous dim split every load and store into single
@@ -105,6 +107,8 @@ def _gemm_tile(
     pid_n = (pid % group_size) // rows_in_group
 
     batch = tl.program_id(1)
+    if WIDE_INDEX:
+        batch = batch.to(tl.int64)
     batch_inner = batch % batch_size2
     batch_rest = batch // batch_size2
     batch_outer, batch_middle = batch_rest // batch_size1, batch_rest % batch_size1
@@ -114,6 +118,8 @@ def _gemm_tile(
 
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     columns = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    if WIDE_INDEX:
+        rows, columns = rows.to(tl.int64), columns.to(tl.int64)
     row_mask = rows < M
     column_mask = columns < N
     a_rows = axis_offsets(rows, m_size1, m_size2, a_m0, a_m1, a_m2, M_LEVELS, ALIGN)
@@ -126,6 +132,8 @@ def _gemm_tile(
     a_saved_ptr += batch_outer * a_batch0 + batch_middle * a_batch1 + batch_inner * a_batch2
     for k_start in range(0, K, BLOCK_K):
         ks = k_start + tl.arange(0, BLOCK_K)
+        if WIDE_INDEX:
+            ks = ks.to(tl.int64)
         k_mask = ks < K
         a_k = axis_offsets(ks, k_size1, k_size2, a_k0, a_k1, a_k2, K_LEVELS, ALIGN)
         b_k = axis_offsets(ks, k_size1, k_size2, b_k0, b_k1, b_k2, K_LEVELS, ALIGN)
@@ -195,6 +203,7 @@ def gemm_kernel(
     GROUP_M: tl.constexpr,
     PERSISTENT: tl.constexpr = False, M_SIZE1: tl.constexpr = 0, M_SIZE2: tl.constexpr = 0, N_SIZE1: tl.constexpr = 0,
     N_SIZE2: tl.constexpr = 0, K_SIZE1: tl.constexpr = 0, K_SIZE2: tl.constexpr = 0, ALIGN: tl.constexpr = 0,
+    WIDE_INDEX: tl.constexpr = False,
 ):
     """C[b] = epilogue(A[b] @ B[b]): one program per (BLOCK_M, BLOCK_N) tile and batch, or with PERSISTENT
     about one program per SM per batch looping over tiles (launch and tail costs shrink, and a tile's
@@ -211,7 +220,8 @@ def gemm_kernel(
     row sums (the bias gradient when A is dz transposed) to bias_ptr, per batch like a bias.
 
     M_SIZE1 / M_SIZE2 (and N's, K's): when nonzero, the axis' inner sizes as constants; ALIGN: when nonzero,
-    a power of two dividing M, N, K and every stride but unit ones (see _gemm_tile)."""
+    a power of two dividing M, N, K and every stride but unit ones (see _gemm_tile); WIDE_INDEX: int64
+    offsets."""
     if PERSISTENT:
         tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
         for pid in range(tl.program_id(0), tiles, tl.num_programs(0)):
@@ -221,7 +231,7 @@ def gemm_kernel(
                 c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1,
                 bias_batch2, param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE,
                 PROLOGUE, BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, M_SIZE1, M_SIZE2, N_SIZE1,
-                N_SIZE2, K_SIZE1, K_SIZE2, ALIGN)
+                N_SIZE2, K_SIZE1, K_SIZE2, ALIGN, WIDE_INDEX)
     else:
         _gemm_tile(tl.program_id(0), a_ptr, b_ptr, c_ptr, bias_ptr, pre_ptr, a_saved_ptr, stats_ptr, M, N, K,
             batch_size1, batch_size2, m_size1, m_size2, n_size1, n_size2, k_size1, k_size2, a_batch0, a_batch1,
@@ -229,7 +239,7 @@ def gemm_kernel(
             b_n2, c_batch0, c_batch1, c_batch2, c_m0, c_m1, c_m2, c_n0, c_n1, c_n2, bias_batch0, bias_batch1,
             bias_batch2, param_a, param_b, M_LEVELS, N_LEVELS, K_LEVELS, BIAS, ACTIVATION, SOFTMAX, STORE_PRE,
             PROLOGUE, BIAS_GRAD, INPUT_PRECISION, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, M_SIZE1, M_SIZE2, N_SIZE1,
-            N_SIZE2, K_SIZE1, K_SIZE2, ALIGN)
+            N_SIZE2, K_SIZE1, K_SIZE2, ALIGN, WIDE_INDEX)
 
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"  # as triton.jit decided above

@@ -71,6 +71,20 @@ def make_input(shape, dtype, layout="contiguous", low=-4.0, high=4.0, generator=
     return tensor.requires_grad_(requires_grad)
 
 
+HUGE_STRIDE = 2**30 + 64  # two steps of it pass int32
+
+
+def far_apart(shape, dtype, generator=None, requires_grad=False):
+    """Random values on DEVICE in a view whose first dim steps HUGE_STRIDE elements: element offsets past
+    2**31 with few elements (shape[0] >= 3). Its storage spans 2**31 elements and more, which costs only the
+    pages written on the CPU (the OS commits memory on first touch) and 4 GiB of fp16 on a GPU."""
+    assert shape[0] >= 3
+    storage = torch.empty(HUGE_STRIDE * (shape[0] - 1) + 2**20, dtype=dtype, device=DEVICE)
+    tensor = storage.as_strided(shape, (HUGE_STRIDE, *torch.empty(shape[1:]).stride()))
+    tensor.copy_(make_input(shape, dtype, generator=generator))
+    return tensor.requires_grad_(requires_grad)
+
+
 def torch_error(call):
     """The exception torch's `call()` raises, or None (the tests mirror whatever torch refuses)."""
     try:

@@ -142,17 +142,19 @@ def _grad(y, leaves):
     torch.autograd.grad(y, leaves, torch.empty_like(y))
 
 
-def sweep_gemm(F, dtypes, every_config=True):
+def sweep_gemm(F, dtypes, every_config=True, wide=False):
     """every_config: every tile config of the plain forward GEMM and the partial-softmax head (fp32 and fp16;
-    bf16 uses fp16's registers and shared memory, fp64 serves gradcheck only), else the tuner's fallback."""
+    bf16 uses fp16's registers and shared memory, fp64 serves gradcheck only), else the tuner's fallback.
+    wide: the pass with int64 offsets: every config of the plain forward GEMM in the dtypes given (the
+    head's configs are shapes of those), the fallback elsewhere."""
     global ALL_CONFIGS
     for dtype in dtypes:
         x = torch.empty(64, 40, dtype=dtype, requires_grad=True)
         for features, activation in ((48, None), (48, "relu"), (48, "gelu"), (45, "softmax"), (1030, "log_softmax")):
             weight = torch.empty(features, 40, dtype=dtype, requires_grad=True)
             bias = torch.empty(features, dtype=dtype, requires_grad=True)
-            ALL_CONFIGS = every_config and activation in (None, "log_softmax") and dtype in (torch.float32,
-                                                                                           torch.float16)
+            ALL_CONFIGS = every_config and (activation is None if wide else activation in (None, "log_softmax") and
+                                            dtype in (torch.float32, torch.float16))
             y = F.linear(x, weight, bias, activation=activation)
             ALL_CONFIGS = False
             _grad(y, [x, weight, bias])
@@ -302,6 +304,10 @@ def main(families):
         sweep_gemm(F, DTYPES)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         sweep_gemm(F, [torch.float32], every_config=False)  # TF32 tl.dot: its lowering, in every layer
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        layout.WIDE_INDEX_THRESHOLD = 0  # int64 offsets: every tile config in 16 bits, where registers are tightest
+        sweep_gemm(F, [torch.float16], wide=True)
+        layout.WIDE_INDEX_THRESHOLD = threshold
     print(f"compiled {len(compiled)} launches for sm_90: " + ", ".join(sorted(set(compiled))))
     for variant, usage in spilled.items():
         print(f"spills: {variant}: {usage}")

@@ -6,15 +6,16 @@ import torch.nn.functional as F
 
 import tritonlayers.functional as TF
 import tritonlayers.nn as tnn
-from helpers import DEVICE, activate, assert_close, gradcheck, make_input
+from helpers import DEVICE, activate, assert_close, far_apart, gradcheck, make_input
 from tritonlayers import batch_norm as bn_host
 from tritonlayers.kernels import batch_norm as bn_kernels
 
 
 def _path(x):
     """'resident' or 'split': the training forward path a call on x takes."""
-    geometry = bn_host.reduction_geometry(1, x, x, torch.empty_like(x))
-    return "resident" if bn_host._resident(geometry, 1, None) is not None else "split"
+    output = torch.empty_like(x)
+    geometry = bn_host.reduction_geometry(1, x, x, output)
+    return "resident" if bn_host._resident(geometry, 1, None, (x, x, output)) is not None else "split"
 
 
 @pytest.fixture
@@ -33,9 +34,10 @@ def _params(num_channels, dtype, affine=True):
 
 def _check(shape, layout, dtype, training=True, param_dtype=None, affine=True, running=True, momentum=0.1,
            eps=1e-5, activation=None, with_residual=False, mean=0.0, std=1.0, output_atol=None):
-    """Output, every gradient and the running statistics of tritonlayers vs torch in fp64."""
+    """Output, every gradient and the running statistics of tritonlayers vs torch in fp64. layout: one of
+    helpers.make_input's, or far_apart (helpers.far_apart: offsets past int32)."""
     num_channels = shape[1]
-    x = make_input(shape, dtype, layout)
+    x = far_apart(shape, dtype) if layout == "far_apart" else make_input(shape, dtype, layout)
     with torch.no_grad():
         x.mul_(std).add_(mean)
     x.requires_grad_()
@@ -333,6 +335,16 @@ def test_relu_at_zero_on_a_constant_channel(path, request):
 
 def test_int64_index_path(wide_index, split_only):
     _check((3, 5, 4, 7), "channels_last", torch.float32, activation="relu", with_residual=True)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_offsets_past_int32(training):
+    """A few values a channel, far apart (a narrow view of a huge tensor): the resident kernels, which index in
+    int32, step aside for the split ones' int64 path (they read outside the tensor before: a segfault through
+    the interpreter)."""
+    x = far_apart((3, 5, 4, 7), torch.float16)
+    assert _path(make_input((3, 5, 4, 7), torch.float16)) == "resident" and _path(x) == "split"
+    _check((3, 5, 4, 7), "far_apart", torch.float16, training=training, activation="relu", with_residual=True)
 
 
 def test_empty_batch_leaves_running_statistics():

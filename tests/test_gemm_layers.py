@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import tritonlayers
 import tritonlayers.functional as TF
 import tritonlayers.nn as tnn
-from helpers import DEVICE, activate, assert_close, gpu_only, gradcheck, make_input
+from helpers import DEVICE, activate, assert_close, far_apart, gpu_only, gradcheck, make_input
 
 DTYPES = [torch.float64, torch.float32, torch.float16,
           pytest.param(torch.bfloat16, marks=gpu_only("bf16 tl.dot gives wrong numbers in Triton's interpreter"))]
@@ -453,6 +453,47 @@ def test_gemm_gets_sizes_not_multiple_of_16_as_constants(shape, stride, constant
         assert (forward.get(f"{name}_SIZE1"), forward.get(f"{name}_SIZE2")) == (expected or (None, None))
     found = sum(f"{name}_SIZE2" in plan.constexprs for plan in plans for name in "MNK")
     assert found == constant_axes, found
+
+
+INT64_SHAPES = {"linear": (3, 40), "linear-log-softmax": (3, 40), "conv2d-stride-2": (3, 40, 5, 7),
+                "conv_transpose2d": (3, 40, 2, 3)}  # the layers' GEMMs and a head
+
+
+def _int64_case(layer, x):
+    """(our call, the reference on fp64 leaves, leaves) for layer on input x (40 channels or features)."""
+    weight = make_input((40, 12), x.dtype, low=-1, high=1, requires_grad=True)
+    bias = make_input((12,), x.dtype, requires_grad=True)
+    calls = {
+        "linear": lambda f, x, w, b: f.linear(x, w.t(), b),
+        "linear-log-softmax": lambda f, x, w, b: F.log_softmax(F.linear(x, w.t(), b), -1) if f is F else
+        f.linear(x, w.t(), b, activation="log_softmax"),
+        "conv2d-stride-2": lambda f, x, w, b: f.conv2d(x, w.t()[:, :, None, None], b, stride=2),
+        "conv_transpose2d": lambda f, x, w, b: f.conv_transpose2d(x, w.reshape(40, 3, 2, 2), b[:3], stride=2)}
+    call = calls[layer]
+    return lambda: call(TF, x, weight, bias), lambda *leaves: call(F, *leaves), [x, weight, bias]
+
+
+@pytest.mark.parametrize("layer", list(INT64_SHAPES))
+def test_int64_index_path(layer, wide_index, monkeypatch):
+    """With WIDE_INDEX forced, every GEMM of the layer (forward, both gradients) indexes in int64 and agrees."""
+    import tritonlayers._gemm
+    from tritonlayers._cache import BoundedCache
+    monkeypatch.setattr(tritonlayers._gemm, "_PLANS", BoundedCache())
+    x = make_input(INT64_SHAPES[layer], torch.float32, low=-1, high=1, requires_grad=True)
+    ours, reference, leaves = _int64_case(layer, x)
+    _compare(ours, reference, leaves, torch.float32, 80)
+    plans = list(tritonlayers._gemm._PLANS.values())
+    assert plans and all(plan.constexprs["WIDE_INDEX"] for plan in plans)
+
+
+@pytest.mark.parametrize("layer", list(INT64_SHAPES))
+def test_offsets_past_int32(layer):
+    """An input whose first dim steps 2**30 + 64 elements: its offsets pass int32, which the GEMMs must index
+    in int64 (with int32 products of index and stride they read outside the tensor: a segfault through
+    the interpreter, before the GEMMs learned WIDE_INDEX)."""
+    x = far_apart(INT64_SHAPES[layer], torch.float16, requires_grad=True)
+    ours, reference, leaves = _int64_case(layer, x)
+    _compare(ours, reference, leaves, torch.float16, 80)
 
 
 @pytest.mark.parametrize("features,align", [(20, 4), (24, 8), (32, 0), (7, 0)],

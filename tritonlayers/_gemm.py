@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import torch
 
+from . import _layout
 from ._cache import BoundedCache
 from ._fast_launch import run_kernel
 from ._launch import launch_device, sm_count
@@ -96,7 +97,7 @@ def gemm(a, b, c, *, batch, m, n, k, bias=None, bias_along=None, spec=Activation
     # Axes come from axis()'s cache, so equal axes are the same objects: a plan holds them, so their ids
     # stay theirs while it lives.
     key = (id(batch), id(m), id(n), id(k), a.dtype, a.device, bias is None, bias_along, spec, softmax, pre is None,
-           a_saved is None, prologue, bias_grad is None, allow_tf32)
+           a_saved is None, prologue, bias_grad is None, allow_tf32, _layout.WIDE_INDEX_THRESHOLD)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _PLANS.put(key, _Plan(a, batch, m, n, k, bias, bias_along, spec, softmax, pre, prologue, bias_grad,
@@ -158,6 +159,7 @@ class _Plan:
                                         f"{name}_SIZE2": axis_.size2})
         self.constexprs["ALIGN"] = alignment((m.total, n.total, k.total), (
             *m.strides["a"], *m.strides["c"], *n.strides["b"], *n.strides["c"], *k.strides["a"], *k.strides["b"]))
+        self.constexprs["WIDE_INDEX"] = _needs_wide_offsets(batch, m, n, k)
         grid = _grid(m.total, n.total, batch.total, a.device)
         self.kernel, self.grid = gemm_autotuned, grid
         if softmax is not None and softmax != "partial":
@@ -169,6 +171,23 @@ class _Plan:
             config = INTERPRETER_CONFIG if softmax is None else {**INTERPRETER_CONFIG, "BLOCK_N": STATS_COLUMNS}
             self.kernel, self.grid = gemm_kernel, grid(config)
             self.constexprs.update(config)
+
+
+def _needs_wide_offsets(batch, m, n, k):
+    """Whether some operand's element offsets (from its base pointer, over every axis it walks) may not fit
+    int32: A's over batch, M, K (the prologue's saved tensor shares them), B's over batch, K, N, C's (and the
+    pre-activation's, split partials') over batch, M, N, the bias's over its batch strides plus M or N."""
+    extents = {op: sum(_extent(axis_, op) for axis_ in (batch, m, n, k)) for op in OPERANDS}
+    extents["bias"] += max(m.total, n.total)
+    return max(extents.values()) >= _layout.WIDE_INDEX_THRESHOLD
+
+
+def _extent(axis_, op):
+    """The largest offset operand `op` reaches along an axis (its levels' (size - 1) * stride summed; none
+    along an empty one: K of a layer without inputs)."""
+    if axis_.total == 0:
+        return 0
+    return sum((size - 1) * abs(stride) for size, stride in zip(_level_sizes(axis_), axis_.strides[op]))
 
 
 def _divides_slowly(axis_):

@@ -83,9 +83,11 @@ def _split_config(geometry, device, element_size):
                 tiles_per_program=tiles_per_program, splits=splits)
 
 
-def _resident(geometry, live_tensors, sync):
-    """Resident launch constexprs when one program can hold its channels' values, else None."""
-    if sync is not None:  # statistics must cross ranks before normalizing
+def _resident(geometry, live_tensors, sync, tensors):
+    """Resident launch constexprs when one program can hold its channels' values, else None. Not for SyncBatchNorm
+    (statistics must cross ranks before normalizing) nor for `tensors` whose offsets may pass int32 (the
+    resident kernels index in int32; a few values a channel far apart: a narrow view of a huge tensor)."""
+    if sync is not None or needs_wide_index(*tensors):
         return None
     num_groups, num_channels, num_columns, strides = geometry
     config = resident_config(num_channels, num_groups * num_columns, live_tensors, strides[0][1] == 1)
@@ -130,7 +132,7 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
     weight_, bias_ = (weight if weight is not None else dummy), (bias if bias is not None else dummy)
     running = (running_mean if update_running else dummy, running_var if update_running else dummy)
     with launch_device("batch_norm", input, weight, bias, residual, running_mean, running_var):
-        resident = _resident(geometry, 2 if residual is not None else 1, sync) if training else None
+        resident = _resident(geometry, 2 if residual is not None else 1, sync, (x, res, out)) if training else None
         if resident is not None:
             run_kernel(
                 batch_norm_forward_resident_kernel, (cdiv(num_channels, resident["BLOCK_R"]),),
@@ -216,7 +218,8 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
     stores_param_grads = dict(GRAD_WEIGHT=needs_weight and param_grads_in_kernel,
                               GRAD_BIAS=needs_bias and param_grads_in_kernel)
     with launch_device("batch_norm", grad_output, input, weight):
-        resident = _resident(geometry, 3 if reads_saved else 2, sync) if training and grad_input is not None else None
+        resident = (_resident(geometry, 3 if reads_saved else 2, sync, (go, x, sv, gi, gr))
+                    if training and grad_input is not None else None)
         if resident is not None:
             run_kernel(
                 batch_norm_backward_resident_kernel, (cdiv(num_channels, resident["BLOCK_R"]),),
