@@ -233,11 +233,16 @@ def pool2d_backward_kernel(
 
 
 @triton.jit
-def _plane_tile(pid, channels, spatial, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
+def _plane_tile(pid, channels, spatial, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, WIDE_INDEX: tl.constexpr):
+    """(sample, channels, positions) of a global-pool program (positions in int64 with WIDE_INDEX: a plane's
+    offsets past int32)."""
     channel_blocks = tl.cdiv(channels, BLOCK_C)
     n = pid // channel_blocks
     c = (pid % channel_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    return n, c, tl.arange(0, BLOCK_S)
+    s = tl.arange(0, BLOCK_S)
+    if WIDE_INDEX:
+        s = s.to(tl.int64)
+    return n, c, s
 
 
 @triton.jit
@@ -245,13 +250,13 @@ def global_pool_forward_kernel(
     input_ptr, output_ptr, position_ptr, indices_ptr, channels, spatial,
     input_stride_n, input_stride_c, input_stride_s, output_stride_n, output_stride_c,
     IS_MAX: tl.constexpr, SAVE_POSITION: tl.constexpr, RETURN_INDICES: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, WIDE_INDEX: tl.constexpr,
 ):
     """Mean or max over all spatial positions of BLOCK_C channels of one sample (the 1x1-output path).
     Max keeps torch's argmax: the first maximum, or the last NaN. Mean adds whole tiles into a tile of
     partial sums and reduces it once after the loop: a reduction per step crosses warps through shared
     memory, with a barrier, at every step."""
-    n, c, s = _plane_tile(tl.program_id(0).to(tl.int64), channels, spatial, BLOCK_C, BLOCK_S)
+    n, c, s = _plane_tile(tl.program_id(0).to(tl.int64), channels, spatial, BLOCK_C, BLOCK_S, WIDE_INDEX)
     c_mask = c < channels
     base = input_ptr + n * input_stride_n + c[:, None] * input_stride_c
     best = compute_full(float("-inf"), input_ptr, BLOCK_C)
@@ -291,10 +296,10 @@ def global_pool_forward_kernel(
 def global_pool_backward_kernel(
     grad_output_ptr, position_ptr, grad_input_ptr, channels, spatial,
     grad_output_stride_n, grad_output_stride_c, grad_input_stride_n, grad_input_stride_c, grad_input_stride_s,
-    IS_MAX: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
+    IS_MAX: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, WIDE_INDEX: tl.constexpr,
 ):
     """grad_input: each channel's gradient over its spatial size (mean), or at its argmax (max)."""
-    n, c, s = _plane_tile(tl.program_id(0).to(tl.int64), channels, spatial, BLOCK_C, BLOCK_S)
+    n, c, s = _plane_tile(tl.program_id(0).to(tl.int64), channels, spatial, BLOCK_C, BLOCK_S, WIDE_INDEX)
     c_mask = c < channels
     grad_offsets = n * grad_output_stride_n + c * grad_output_stride_c
     grad = to_compute_dtype(tl.load(grad_output_ptr + grad_offsets, mask=c_mask, other=0))
@@ -331,26 +336,28 @@ GLOBAL_FORWARD_TILE = 8192  # elements a forward program reads per step: a 128-c
 GLOBAL_CHANNELS_MIN = 32  # narrowest channel block (16-byte loads need 8 bf16 / 4 fp32 channels a lane)
 
 
-def global_pool_forward_config(batch, channels, spatial, channels_contiguous, programs_wanted):
+def global_pool_forward_config(batch, channels, spatial, channels_contiguous, programs_wanted, wide_index=False):
     """(BLOCK_C, BLOCK_S, num_warps) of the forward reduction. Channels contiguous (channels_last): blocks
     of up to 128 channels, narrowed while the batch gives fewer than programs_wanted programs, each reading
     its positions in as few steps as the tile allows (one for 7x7 maps), so that a program issues all its
-    loads at once; positions contiguous: the backward's tiles."""
+    loads at once; positions contiguous: the backward's tiles. Half the positions with int64 offsets."""
     if not channels_contiguous:
-        return global_pool_config(channels, spatial, channels_contiguous)
+        return global_pool_config(channels, spatial, channels_contiguous, wide_index)
     block_c = min(next_power_of_2(channels), 128)
     while block_c > GLOBAL_CHANNELS_MIN and batch * cdiv(channels, block_c) < programs_wanted:
         block_c //= 2
-    block_s = max(1, min(next_power_of_2(spatial), GLOBAL_FORWARD_TILE // block_c))
+    block_s = max(1, min(next_power_of_2(spatial), GLOBAL_FORWARD_TILE // block_c // (2 if wide_index else 1)))
     return block_c, block_s, max(1, min(8, block_c * block_s // 1024))
 
 
-def global_pool_config(channels, spatial, channels_contiguous):
-    """(BLOCK_C, BLOCK_S, num_warps): tiles long along whichever of channels / positions is contiguous."""
+def global_pool_config(channels, spatial, channels_contiguous, wide_index=False):
+    """(BLOCK_C, BLOCK_S, num_warps): tiles long along whichever of channels / positions is contiguous, of
+    half the elements with int64 offsets."""
+    tile = GLOBAL_TILE // 2 if wide_index else GLOBAL_TILE
     if channels_contiguous:
         block_c = min(next_power_of_2(channels), 256)
-        block_s = max(1, min(next_power_of_2(spatial), GLOBAL_TILE // block_c))
+        block_s = max(1, min(next_power_of_2(spatial), tile // block_c))
     else:
         block_s = min(next_power_of_2(spatial), 1024)
-        block_c = max(1, min(next_power_of_2(channels), GLOBAL_TILE // block_s))
+        block_c = max(1, min(next_power_of_2(channels), tile // block_s))
     return block_c, block_s, max(1, min(8, block_c * block_s // 256))

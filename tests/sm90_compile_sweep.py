@@ -300,6 +300,9 @@ def main(families):
             sweep_batch_norm(F, [torch.bfloat16] if wide else DTYPES)
     if "pooling" in families:
         sweep_pooling(F, [torch.float32, torch.bfloat16, torch.float64], indices_only=[torch.float64])  # fp16: as bf16
+        layout.WIDE_INDEX_THRESHOLD = 0  # int64 offsets: the window and global kernels' smaller tiles
+        sweep_pooling(F, [torch.bfloat16])
+        layout.WIDE_INDEX_THRESHOLD = threshold
     if "gemm" in families:
         sweep_gemm(F, DTYPES)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 import tritonlayers.functional as TF
 import tritonlayers.nn as tnn
-from helpers import DEVICE, FLOAT_DTYPES, assert_close, gradcheck, make_input, raises_like, torch_error
+from helpers import (DEVICE, FLOAT_DTYPES, assert_close, far_apart, gradcheck, make_input, raises_like,
+                     torch_error)
 
 SHAPE = (2, 3, 9, 10)  # odd and even spatial sizes
 
@@ -309,3 +310,17 @@ def test_int64_index_path(layout, wide_index, monkeypatch):
     _compare(lambda t: TF.avg_pool2d(t, 2, 1, 1, count_include_pad=False),
              lambda t: F.avg_pool2d(t, 2, 1, 1, count_include_pad=False), x)
     _compare(lambda t: TF.adaptive_max_pool2d(t, (4, 3)), lambda t: F.adaptive_max_pool2d(t, (4, 3)), x)
+    for op in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):  # the global kernels
+        _compare(lambda t: getattr(TF, op)(t, 1), lambda t: getattr(F, op)(t, 1), x)
+
+
+@pytest.mark.parametrize("op", ["adaptive_avg_pool2d", "adaptive_max_pool2d", "max_pool2d", "avg_pool2d"])
+def test_offsets_past_int32(op):
+    """Maps whose rows lie 2**30 + 64 elements apart (one value a row: the global kernels walk them as one
+    position axis) and samples as far apart: offsets past int32, taken in int64 (the global kernels read
+    outside the map before: a segfault through the interpreter)."""
+    samples = far_apart((3, 2, 4, 1), torch.float16)
+    maps = far_apart((3, 2, 1, 1), torch.float16).permute(3, 1, 0, 2)  # (1, 2, 3, 1): rows (H) far apart
+    for x in (samples, maps):
+        kernel = {"max_pool2d": (2, 1), "avg_pool2d": (2, 1)}.get(op, 1)
+        _compare(lambda t: getattr(TF, op)(t, kernel), lambda t: getattr(F, op)(t, kernel), x.detach(), torch.float16)

@@ -198,15 +198,16 @@ def pool_forward(input, plan, save_position, return_indices):
     with launch_device(plan.mode + "_pool2d", input):
         view = _global_view(input) if plan.is_global else None
         if view is not None:
+            wide = needs_wide_index(input)  # (the outputs' offsets are int64 per sample and channel)
             block_c, block_s, num_warps = global_pool_forward_config(batch, channels, height * width, view[1] == 1,
-                                                                     2 * sm_count(input.device))
+                                                                     2 * sm_count(input.device), wide)
             grid = (batch * cdiv(channels, block_c),)
             run_kernel(
                 global_pool_forward_kernel, grid,
                 input, output, position if position is not None else output, indices if indices is not None else output,
                 channels, height * width, *view, output.stride(0), output.stride(1), IS_MAX=is_max,
                 SAVE_POSITION=position is not None, RETURN_INDICES=indices is not None, BLOCK_C=block_c,
-                BLOCK_S=block_s, num_warps=num_warps)
+                BLOCK_S=block_s, WIDE_INDEX=wide, num_warps=num_warps)
         else:
             wide = needs_wide_index(input, output)
             grid, tile = _window_grid(batch, channels, *plan.out_size, _channels_last(input), wide)
@@ -234,12 +235,13 @@ def pool_backward(grad_output, position, plan, input_shape, input_format):
     with launch_device(plan.mode + "_pool2d", grad_output):
         view = _global_view(grad_input) if plan.is_global else None
         if view is not None:
-            block_c, block_s, num_warps = global_pool_config(channels, height * width, view[1] == 1)
+            wide = needs_wide_index(grad_input)
+            block_c, block_s, num_warps = global_pool_config(channels, height * width, view[1] == 1, wide)
             run_kernel(
                 global_pool_backward_kernel, (batch * cdiv(channels, block_c),),
                 grad_output, position if position is not None else grad_output, grad_input, channels, height * width,
                 grad_output.stride(0), grad_output.stride(1), *view, IS_MAX=is_max, BLOCK_C=block_c, BLOCK_S=block_s,
-                num_warps=num_warps)
+                WIDE_INDEX=wide, num_warps=num_warps)
         else:
             reach_h, reach_w = plan.reach()
             channels_last = input_format == torch.channels_last
