@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 import tritonlayers
 import tritonlayers.functional as TF
-from helpers import DEVICE, FLOAT_DTYPES, assert_close, gradcheck, make_input
+from helpers import DEVICE, FLOAT_DTYPES, assert_close, gradcheck, make_input, raises_like, torch_error
 
 # (functional name, keyword arguments): torch's defaults plus non-default parameters.
 ACTIVATIONS = [
@@ -148,6 +148,15 @@ def test_inplace_on_leaf_requiring_grad_raises_like_torch():
     x = torch.randn(4, device=DEVICE, requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf Variable"):
         TF.relu(x, inplace=True)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "hardswish", "silu"])
+def test_inplace_into_shared_memory_raises_like_torch(name):
+    """An expanded view's elements share memory: torch refuses to write it in place, and so do we (our
+    programs would race on the shared elements)."""
+    expected = torch_error(lambda: getattr(F, name)(torch.zeros(1, 5).expand(3, 5), inplace=True))
+    with raises_like(expected):
+        getattr(TF, name)(make_input((1, 5), torch.float32).expand(3, 5), inplace=True)
 
 
 def test_inplace_without_grad_writes_input():

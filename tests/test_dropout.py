@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 import tritonlayers.functional as TF
 import tritonlayers.nn as tnn
-from helpers import DEVICE, FLOAT_DTYPES, assert_close, gpu_only, gradcheck, make_input
+from helpers import (DEVICE, FLOAT_DTYPES, assert_close, gpu_only, gradcheck, make_input, raises_like,
+                     torch_error)
 
 SIGMAS = 6.0
 
@@ -270,6 +271,19 @@ def test_inplace_on_leaf_requiring_grad_raises_like_torch():
     x = torch.randn(4, device=DEVICE, requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf Variable"):
         TF.dropout(x, 0.5, inplace=True)
+
+
+@pytest.mark.parametrize("name", ["dropout", "dropout2d"])
+def test_inplace_into_shared_memory_raises_like_torch(name):
+    """An expanded view's elements share memory: torch refuses to write it in place, and so do we (each row's
+    mask would land on the same elements), before drawing from the generator."""
+    expected = torch_error(lambda: getattr(F, name)(torch.ones(1, 3, 4, 5).expand(2, 3, 4, 5), 0.5, inplace=True))
+    x = make_input((1, 3, 4, 5), torch.float32).expand(2, 3, 4, 5)
+    state = torch.random.get_rng_state() if DEVICE.type == "cpu" else torch.cuda.get_rng_state(DEVICE)
+    with raises_like(expected):
+        getattr(TF, name)(x, 0.5, inplace=True)
+    assert torch.equal(state, torch.random.get_rng_state() if DEVICE.type == "cpu" else
+                       torch.cuda.get_rng_state(DEVICE))
 
 
 def test_modules_match_torch_modules():

@@ -48,6 +48,16 @@ def check_tensor(op_name, name, value):
         raise TypeError(f"{op_name}(): argument '{name}' must be Tensor, not {type(value).__name__}")
 
 
+def check_no_internal_overlap(tensor):
+    """torch's refusal to write in place into a tensor whose elements share memory (an expanded view): the
+    kernels' programs would race on the shared elements (dropout's masks would disagree with the stored
+    values). Eager calls only: dynamo cannot trace the probe, and a compiled graph writes through copies
+    that torch's own copy_ refuses alike."""
+    if not torch.compiler.is_compiling() and torch._debug_has_internal_overlap(tensor) == 1:  # 2: unknown, let through
+        raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
+                           "single memory location. Please clone() the tensor before performing the operation.")
+
+
 FLOATING_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 

@@ -10,7 +10,7 @@ import torch
 
 from ._autocast import fp32_on_cuda
 from ._elementwise import launch_elementwise
-from ._launch import check_floating, check_tensor, launch_device
+from ._launch import check_floating, check_no_internal_overlap, check_tensor, launch_device
 from ._layout import empty_like_dense
 from ._library import below_autograd, custom_op, mark_written, writing_op
 from .kernels.activation import (ACTIVATION_IDS, BACKWARD_FROM_OUTPUT, activation_backward_kernel,
@@ -188,6 +188,7 @@ def _activation_op(op_name, input, spec, inplace=False):
     if spec.name == "softplus":  # in torch's CUDA autocast fp32 list
         input = fp32_on_cuda(input)
     if inplace:
+        check_no_internal_overlap(input)
         _activation_inplace(input, *spec)
         return input
     return _activation(input, *spec)

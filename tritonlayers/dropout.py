@@ -13,7 +13,7 @@ import torch
 
 from ._cache import BoundedCache
 from ._fast_launch import run_kernel
-from ._launch import check_tensor, launch_device, sm_count
+from ._launch import check_no_internal_overlap, check_tensor, launch_device, sm_count
 from ._layout import empty_like_dense, needs_wide_index, reduction_geometry
 from ._library import below_autograd, custom_op, empty_placeholder, mark_written, or_placeholders, writing_op
 from ._random import draw_seed_offset, seed_offset_values
@@ -326,6 +326,8 @@ def _dropout_op(op_name, input, p, training, inplace, plan):
     _check_dtype(op_name, input)
     if p == 1:
         return input.mul_(0) if inplace else input * 0
+    if inplace:
+        check_no_internal_overlap(input)  # before the draw: a refused call leaves the generator as it was
     seed_offset = draw_seed_offset(input.device, plan.draws)
     if inplace:
         _dropout_inplace(input, seed_offset, float(p), plan.row_dim, plan.map_size)
