@@ -15,7 +15,8 @@ def _path(x):
     """'resident' or 'split': the training forward path a call on x takes."""
     output = torch.empty_like(x)
     geometry = bn_host.reduction_geometry(1, x, x, output)
-    return "resident" if bn_host._resident(geometry, 1, None, (x, x, output)) is not None else "split"
+    resident = bn_host._resident(geometry, 1, None, bn_host.needs_wide_index(x, x, output))
+    return "resident" if resident is not None else "split"
 
 
 @pytest.fixture

@@ -83,11 +83,11 @@ def _split_config(geometry, device, element_size):
                 tiles_per_program=tiles_per_program, splits=splits)
 
 
-def _resident(geometry, live_tensors, sync, tensors):
+def _resident(geometry, live_tensors, sync, wide):
     """Resident launch constexprs when one program can hold its channels' values, else None. Not for SyncBatchNorm
-    (statistics must cross ranks before normalizing) nor for `tensors` whose offsets may pass int32 (the
-    resident kernels index in int32; a few values a channel far apart: a narrow view of a huge tensor)."""
-    if sync is not None or needs_wide_index(*tensors):
+    (statistics must cross ranks before normalizing) nor where offsets may pass int32 (`wide`: the resident
+    kernels index in int32; a few values a channel far apart, as in a narrow view of a huge tensor)."""
+    if sync is not None or wide:
         return None
     num_groups, num_channels, num_columns, strides = geometry
     config = resident_config(num_channels, num_groups * num_columns, live_tensors, strides[0][1] == 1)
@@ -131,8 +131,9 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
     dummy = used_mean
     weight_, bias_ = (weight if weight is not None else dummy), (bias if bias is not None else dummy)
     running = (running_mean if update_running else dummy, running_var if update_running else dummy)
+    wide = needs_wide_index(x, res, out)
     with launch_device("batch_norm", input, weight, bias, residual, running_mean, running_var):
-        resident = _resident(geometry, 2 if residual is not None else 1, sync, (x, res, out)) if training else None
+        resident = _resident(geometry, 2 if residual is not None else 1, sync, wide) if training else None
         if resident is not None:
             run_kernel(
                 batch_norm_forward_resident_kernel, (cdiv(num_channels, resident["BLOCK_R"]),),
@@ -141,7 +142,6 @@ def batch_norm_forward(input, weight, bias, running_mean, running_var, training,
                 UPDATE_RUNNING=update_running, **resident, **common)
         else:
             config = _split_config(geometry, input.device, input.element_size())
-            wide = needs_wide_index(x, res, out)
             if training:
                 partial = torch.empty(config["splits"], 3, num_channels, dtype=stats_dtype, device=input.device)
                 run_kernel(
@@ -217,8 +217,9 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
                   SAVED_IS_OUTPUT=saved_is_output, ACTIVATION=spec.kernel_id)
     stores_param_grads = dict(GRAD_WEIGHT=needs_weight and param_grads_in_kernel,
                               GRAD_BIAS=needs_bias and param_grads_in_kernel)
+    wide = needs_wide_index(go, x, sv, gi, gr)
     with launch_device("batch_norm", grad_output, input, weight):
-        resident = (_resident(geometry, 3 if reads_saved else 2, sync, (go, x, sv, gi, gr))
+        resident = (_resident(geometry, 3 if reads_saved else 2, sync, wide)
                     if training and grad_input is not None else None)
         if resident is not None:
             run_kernel(
@@ -228,7 +229,6 @@ def batch_norm_backward(grad_output, input, saved, weight, bias, mean, invstd, t
                 GRAD_RESIDUAL=needs_residual, **resident, **common, **stores_param_grads)
         else:
             config = _split_config(geometry, input.device, input.element_size())
-            wide = needs_wide_index(go, x, sv, gi, gr)
             launch = dict(BLOCK_R=config["block_r"], BLOCK_C=config["block_c"], WIDE_INDEX=wide,
                           num_warps=config["num_warps"], USE_RUNNING=not training, **common)
             sums = None

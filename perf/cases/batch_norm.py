@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import tritonlayers.functional as TF
 from tritonlayers.batch_norm import _resident
-from tritonlayers._layout import reduction_geometry
+from tritonlayers._layout import needs_wide_index, reduction_geometry
 
 from . import Case
 
@@ -36,7 +36,7 @@ def _passes(shape, dtype, layout, training, fused):
     x = torch.empty(shape, dtype=dtype, device="meta")
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
-    resident = _resident(reduction_geometry(1, x, x, x), 1, None, (x, x, x)) is not None
+    resident = _resident(reduction_geometry(1, x, x, x), 1, None, needs_wide_index(x)) is not None
     fwd = (2 if resident else 3) + fused
     bwd = (3 if resident else 5) + (2 if resident else 3) * fused
     return {"fwd": fwd, "bwd": bwd, "fwd+bwd": fwd + bwd}
