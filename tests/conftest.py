@@ -10,4 +10,4 @@ import torch
 if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
 
-from helpers import exact_fp32, wide_index  # noqa: E402,F401  (fixtures shared by the test modules)
+from helpers import exact_fp32, releases_gpu_memory, wide_index  # noqa: E402,F401  (fixtures shared by the test modules)

@@ -338,6 +338,7 @@ def test_int64_index_path(wide_index, split_only):
     _check((3, 5, 4, 7), "channels_last", torch.float32, activation="relu", with_residual=True)
 
 
+@pytest.mark.usefixtures("releases_gpu_memory")
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_offsets_past_int32(training):
     """A few values a channel, far apart (a narrow view of a huge tensor): the resident kernels, which index in

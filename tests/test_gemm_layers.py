@@ -486,6 +486,7 @@ def test_int64_index_path(layer, wide_index, monkeypatch):
     assert plans and all(plan.constexprs["WIDE_INDEX"] for plan in plans)
 
 
+@pytest.mark.usefixtures("releases_gpu_memory")
 @pytest.mark.parametrize("layer", list(INT64_SHAPES))
 def test_offsets_past_int32(layer):
     """An input whose first dim steps 2**30 + 64 elements: its offsets pass int32, which the GEMMs must index

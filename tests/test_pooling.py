@@ -314,6 +314,7 @@ def test_int64_index_path(layout, wide_index, monkeypatch):
         _compare(lambda t: getattr(TF, op)(t, 1), lambda t: getattr(F, op)(t, 1), x)
 
 
+@pytest.mark.usefixtures("releases_gpu_memory")
 @pytest.mark.parametrize("op", ["adaptive_avg_pool2d", "adaptive_max_pool2d", "max_pool2d", "avg_pool2d"])
 def test_offsets_past_int32(op):
     """Maps whose rows lie 2**30 + 64 elements apart (one value a row: the global kernels walk them as one
