@@ -95,12 +95,13 @@ ADAPTIVE_SIZES = [(1, 1), 1, (4, 3), 7, (3, None), (9, 10), (13, 4), (0, 2)]
 @pytest.mark.parametrize("kind", ["avg", "max"])
 def test_adaptive_pooling(kind, output_size, layout):
     # (1, 1) and 1 take the global path; (13, 4) windows overlap; (0, 2) is empty, as torch allows
-    x = make_input(SHAPE, torch.float64, layout)
-    if kind == "avg":
-        _compare(lambda t: TF.adaptive_avg_pool2d(t, output_size), lambda t: F.adaptive_avg_pool2d(t, output_size), x)
-    else:
-        _compare(lambda t: TF.adaptive_max_pool2d(t, output_size, True),
-                 lambda t: F.adaptive_max_pool2d(t, output_size, True), x)
+    compare_adaptive(kind, 2, make_input(SHAPE, torch.float64, layout), output_size)
+
+
+def compare_adaptive(kind, dims, x, output_size):
+    """adaptive_{kind}_pool{dims}d of x against torch's, max with its indices."""
+    name, args = f"adaptive_{kind}_pool{dims}d", (output_size, True) if kind == "max" else (output_size,)
+    _compare(lambda t: getattr(TF, name)(t, *args), lambda t: getattr(F, name)(t, *args), x)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import tritonlayers.functional as TF
 from helpers import DEVICE, FLOAT_DTYPES, check_refused_like_torch, gradcheck, make_input
-from test_pooling import _compare, compare_module_and_convert, compare_or_refused
+from test_pooling import _compare, compare_adaptive, compare_module_and_convert, compare_or_refused
 
 SHAPE = (2, 3, 11)
 LAYOUTS = ["contiguous", "strided", "permuted"]  # permuted: channels innermost, as (N, L, C).transpose(1, 2)
@@ -53,11 +53,7 @@ def test_avg_pool1d_sweep(kernel, stride, padding, ceil_mode, count_include_pad)
 def test_adaptive_pool1d(kind, output_size, layout):
     # 1 takes the global path, 13 > L overlaps windows, 0 is empty as torch allows
     x = _input(layout)
-    if kind == "avg":
-        _compare(lambda t: TF.adaptive_avg_pool1d(t, output_size), lambda t: F.adaptive_avg_pool1d(t, output_size), x)
-    else:
-        _compare(lambda t: TF.adaptive_max_pool1d(t, output_size, True),
-                 lambda t: F.adaptive_max_pool1d(t, output_size, True), x)
+    compare_adaptive(kind, 1, x, output_size)
 
 
 CALLS = {

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import tritonlayers.functional as TF
 from helpers import DEVICE, FLOAT_DTYPES, check_refused_like_torch, gradcheck, make_input
-from test_pooling import _compare, compare_module_and_convert, compare_or_refused
+from test_pooling import _compare, compare_adaptive, compare_module_and_convert, compare_or_refused
 
 SHAPE = (2, 3, 5, 6, 7)
 LAYOUTS = ["contiguous", "channels_last", "strided"]  # channels_last: channels_last_3d for 5-d
@@ -59,11 +59,7 @@ def test_avg_pool3d_sweep(kernel, stride, padding, ceil_mode, count_include_pad)
 @pytest.mark.parametrize("kind", ["avg", "max"])
 def test_adaptive_pool3d(kind, output_size, layout):
     x = make_input(SHAPE, torch.float64, layout)
-    if kind == "avg":
-        _compare(lambda t: TF.adaptive_avg_pool3d(t, output_size), lambda t: F.adaptive_avg_pool3d(t, output_size), x)
-    else:
-        _compare(lambda t: TF.adaptive_max_pool3d(t, output_size, True),
-                 lambda t: F.adaptive_max_pool3d(t, output_size, True), x)
+    compare_adaptive(kind, 3, x, output_size)
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
