@@ -79,12 +79,16 @@ def _window_geometry(op, input, kernel_size, stride, padding, dilation, ceil_mod
     return kernel, stride, padding, dilation
 
 
-def _two_passes(input, over_planes, over_depth, return_indices=False):
+def _two_passes(input, over_planes, over_depth, return_indices=False, planes_trivial=False, depth_trivial=False):
     """over_depth(over_planes(x)) on 2-d views of a 4-d (unbatched) or 5-d input: over_planes pools the (H, W)
-    planes of an (N', C', H, W) view, over_depth the (D, H'W') planes of an (N, C, D, H'W') view (None: a pass
-    whose windows are single elements, skipped unless indices are asked for or the other pass is skipped too: the
-    result would alias the input). Both views are contiguous, or
+    planes of an (N', C', H, W) view, over_depth the (D, H'W') planes of an (N, C, D, H'W') view. A trivial
+    pass (its windows single elements, each element its own value) is skipped, unless indices are asked for
+    or the other pass is skipped too (the result would alias the input). Both views are contiguous, or
     channels_last when channels are innermost (a channels_last_3d input, whose layout the output keeps)."""
+    if return_indices:
+        planes_trivial = depth_trivial = False
+    over_planes = None if planes_trivial else over_planes
+    over_depth = None if depth_trivial and not planes_trivial else over_depth
     unbatched = input.dim() == 4
     x = input.unsqueeze(0) if unbatched else input
     n, c, d, h, w = x.shape
@@ -114,15 +118,10 @@ def _two_passes(input, over_planes, over_depth, return_indices=False):
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     (kd, kh, kw), (sd, sh, sw), (pd, ph, pw), (dd, dh, dw) = _window_geometry(
         "max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode)
-    trivial_planes = (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0) and not return_indices
-    trivial_depth = (kd, sd, pd) == (1, 1, 0) and not return_indices and not trivial_planes
     return _two_passes(
-        input,
-        None if trivial_planes else lambda t: max_pool2d(t, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode,
-                                                         return_indices),
-        None if trivial_depth else lambda t: max_pool2d(t, (kd, 1), (sd, 1), (pd, 0), (dd, 1), ceil_mode,
-                                                        return_indices),
-        return_indices)
+        input, lambda t: max_pool2d(t, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode, return_indices),
+        lambda t: max_pool2d(t, (kd, 1), (sd, 1), (pd, 0), (dd, 1), ceil_mode, return_indices), return_indices,
+        (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0), (kd, sd, pd) == (1, 1, 0))
 
 
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -133,14 +132,11 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
         raise RuntimeError("divisor must be not zero")
     # with an override the first pass sums (divides by 1) and the second divides the sums of sums
     first_divisor = None if divisor_override is None else 1
-    trivial_planes = (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0) and divisor_override is None
-    trivial_depth = (kd, sd, pd) == (1, 1, 0) and divisor_override is None and not trivial_planes
     return _two_passes(
-        input,
-        None if trivial_planes else lambda t: avg_pool2d(t, (kh, kw), (sh, sw), (ph, pw), ceil_mode,
-                                                         count_include_pad, first_divisor),
-        None if trivial_depth else lambda t: avg_pool2d(t, (kd, 1), (sd, 1), (pd, 0), ceil_mode, count_include_pad,
-                                                        divisor_override))
+        input, lambda t: avg_pool2d(t, (kh, kw), (sh, sw), (ph, pw), ceil_mode, count_include_pad, first_divisor),
+        lambda t: avg_pool2d(t, (kd, 1), (sd, 1), (pd, 0), ceil_mode, count_include_pad, divisor_override),
+        planes_trivial=(kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0) and divisor_override is None,
+        depth_trivial=(kd, sd, pd) == (1, 1, 0) and divisor_override is None)
 
 
 def _adaptive_size(op, input, output_size, size_message, rank_message):
@@ -167,19 +163,15 @@ def adaptive_avg_pool3d(input, output_size):
     od, oh, ow = _adaptive_size("adaptive_avg_pool3d", input, output_size, "adaptive_avg_pool3d: output_size must be 3",
                                 " ")
     d, h, w = input.shape[-3:]
-    trivial_planes = (oh, ow) == (h, w)
-    return _two_passes(input, None if trivial_planes else lambda t: adaptive_avg_pool2d(t, (oh, ow)),
-                       None if od == d and not trivial_planes else lambda t: adaptive_avg_pool2d(t, (od, t.shape[-1])))
+    return _two_passes(input, lambda t: adaptive_avg_pool2d(t, (oh, ow)),
+                       lambda t: adaptive_avg_pool2d(t, (od, t.shape[-1])),
+                       planes_trivial=(oh, ow) == (h, w), depth_trivial=od == d)
 
 
 def adaptive_max_pool3d(input, output_size, return_indices=False):
     od, oh, ow = _adaptive_size("adaptive_max_pool3d", input, output_size,
                                 "adaptive_max_pool3d(): internal error: output_size.size() must be 3", ": ")
     d, h, w = input.shape[-3:]
-    trivial_planes = (oh, ow) == (h, w) and not return_indices
-    trivial_depth = od == d and not return_indices and not trivial_planes
-    return _two_passes(
-        input,
-        None if trivial_planes else lambda t: adaptive_max_pool2d(t, (oh, ow), return_indices),
-        None if trivial_depth else lambda t: adaptive_max_pool2d(t, (od, t.shape[-1]), return_indices),
-        return_indices)
+    return _two_passes(input, lambda t: adaptive_max_pool2d(t, (oh, ow), return_indices),
+                       lambda t: adaptive_max_pool2d(t, (od, t.shape[-1]), return_indices), return_indices,
+                       (oh, ow) == (h, w), od == d)
